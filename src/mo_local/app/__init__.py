@@ -1,0 +1,1 @@
+"""Use cases: commands, handlers, queries and the goal-achievement process."""

@@ -1,0 +1,1 @@
+"""Key derivation, AEAD, canonical encoding, the vault and record sealing."""

@@ -1,0 +1,1 @@
+"""Derived state: projections in effective order, encrypted caches, search."""

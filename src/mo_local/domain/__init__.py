@@ -1,0 +1,1 @@
+"""Pure domain model: goals, projects, events and their rules. No I/O, no crypto."""

@@ -1,0 +1,1 @@
+"""The zero-knowledge sync server. Imports nothing client-side (INV-006)."""

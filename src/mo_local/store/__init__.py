@@ -1,0 +1,1 @@
+"""The local SQLite event log: schema, migrations, single-writer lock."""

@@ -1,0 +1,1 @@
+"""Client side of sync: transport and the push/pull/rebase engine."""
