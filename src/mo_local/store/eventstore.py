@@ -1,0 +1,372 @@
+"""EventStore: the one object through which the client reads and writes its SQLite store.
+
+It owns the single-writer lock (INV-007), the connection, transactions and the
+translation of sqlite3 errors; the SQL lives in `log`, `ordering` and `state`.
+An EventStore is used from the thread that opened it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, suppress
+from pathlib import Path
+from types import TracebackType
+
+from mo_local.store import log, ordering, state
+from mo_local.store.connection import connect, guard
+from mo_local.store.errors import SchemaTooNew, StoreError
+from mo_local.store.lock import StoreLock, lock_holder
+from mo_local.store.records import Cursor, NewEvent, StoredEvent
+from mo_local.store.schema import (
+    MIGRATIONS,
+    apply_migrations,
+    has_foreign_tables,
+    read_schema_version,
+)
+
+DEFAULT_BATCH_SIZE = 1000
+
+
+def lock_path_for(path: Path) -> Path:
+    """The lock file that guards the store at `path`."""
+    return path.with_suffix(".lock")
+
+
+def _prepare_schema(conn: sqlite3.Connection, path: Path, *, create: bool) -> None:
+    # Reading the version is the cheap probe that a damaged file fails early;
+    # PRAGMA quick_check would read the whole file on every open.
+    found = read_schema_version(conn)
+    if found == 0:
+        if not create:
+            raise StoreError(f"no store at {path}")
+        if has_foreign_tables(conn):
+            raise StoreError(f"{path} is an SQLite database but not a MO Local store")
+    if found > len(MIGRATIONS):
+        raise SchemaTooNew(found, len(MIGRATIONS))
+    if found < len(MIGRATIONS):
+        apply_migrations(conn, MIGRATIONS)
+
+
+class EventStore:
+    """The local event log and its side tables, opened exclusively by one process."""
+
+    def __init__(self, path: Path, lock: StoreLock, conn: sqlite3.Connection) -> None:
+        """Use `EventStore.open`; this only binds what `open` prepared."""
+        self._path = path
+        self._lock = lock
+        self._conn: sqlite3.Connection | None = conn
+        self._depth = 0
+
+    # -- lifecycle -------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, *, create: bool = False) -> EventStore:
+        """Lock and open the store at `path` (creating it if asked), migrating it to this schema."""
+        path = Path(path)
+        if not create and not path.exists():
+            raise StoreError(f"no store at {path}")
+        if create:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock = StoreLock.acquire(lock_path_for(path))
+        try:
+            conn = connect(path, create=create)
+            try:
+                with guard(path):
+                    _prepare_schema(conn, path, create=create)
+            except BaseException:
+                conn.close()
+                raise
+        except BaseException:
+            lock.release()
+            raise
+        return cls(path, lock, conn)
+
+    def close(self) -> None:
+        """Close the database, then release the lock; idempotent."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            # Closing checkpoints the WAL; the lock must outlive that write.
+            with suppress(sqlite3.Error):
+                conn.close()
+        self._lock.release()
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"EventStore(path={str(self._path)!r}, open={self._conn is not None})"
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
+
+    @property
+    def lock_path(self) -> Path:
+        """The lock file held while the store is open."""
+        return self._lock.path
+
+    @staticmethod
+    def lock_holder(path: Path) -> int | None:
+        """The pid holding the store at `path` (a database path), or None if it is free."""
+        return lock_holder(lock_path_for(Path(path)))
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError("the store is closed")
+        return self._conn
+
+    def _guard(self) -> AbstractContextManager[None]:
+        return guard(self._path)
+
+    # -- transactions ----------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        conn = self._db()
+        if self._depth == 0:
+            with self._guard():
+                conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield
+                with self._guard():
+                    conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._depth = 0
+            return
+        # A nested transaction joins the outer one; its savepoint lets a failed
+        # inner step (e.g. a ConcurrencyError) leave nothing behind.
+        name = f"mo_sp_{self._depth}"
+        with self._guard():
+            conn.execute(f"SAVEPOINT {name}")
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            with suppress(sqlite3.Error):
+                conn.execute(f"ROLLBACK TO {name}")
+                conn.execute(f"RELEASE {name}")
+            raise
+        else:
+            with self._guard():
+                conn.execute(f"RELEASE {name}")
+        finally:
+            self._depth -= 1
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """BEGIN IMMEDIATE … COMMIT (ROLLBACK on error); an inner call joins the outer one."""
+        return self._transaction()
+
+    def _write(self) -> AbstractContextManager[None]:
+        return _joined(self._guard(), self.transaction())
+
+    # -- meta ------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> bytes | None:
+        """A meta value: store id, device id, vault header bytes…"""
+        with self._guard():
+            return state.get_meta(self._db(), key)
+
+    def set_meta(self, key: str, value: bytes) -> None:
+        """Set a meta value (plaintext non-secret, or an opaque encrypted blob)."""
+        with self._write():
+            state.set_meta(self._db(), key, value)
+
+    def schema_version(self) -> int:
+        """The schema version recorded in the database."""
+        with self._guard():
+            return read_schema_version(self._db())
+
+    # -- writes to the log ---------------------------------------------------
+
+    def append(
+        self, aggregate_id: str, expected_version: int, events: Sequence[NewEvent]
+    ) -> list[int]:
+        """Append rows of one aggregate atomically if it is at `expected_version`; commit seqs."""
+        with self._write():
+            return log.append(self._db(), aggregate_id, expected_version, events)
+
+    def insert_remote(self, event: NewEvent, global_seq: int) -> int:
+        """Insert a pulled record as synced under `global_seq`; returns its commit seq."""
+        with self._write():
+            return log.insert_remote(self._db(), event, global_seq)
+
+    def mark_synced(self, event_id: str, global_seq: int) -> None:
+        """Record the global sequence the server assigned to a pushed event."""
+        with self._write():
+            log.mark_synced(self._db(), event_id, global_seq)
+
+    def rewrite_pending(self, event_id: str, version: int, record: bytes) -> None:
+        """Rebase a pending event to a new version and record; synced rows are refused (INV-001).
+
+        When shifting several events of one aggregate up, rewrite the highest version first.
+        """
+        with self._write():
+            log.rewrite_pending(self._db(), event_id, version, record)
+
+    def forget_sync_mappings(self) -> int:
+        """`mo sync reset`: every event becomes pending again; returns the pending count.
+
+        Derived caches are dropped in the same transaction: their cursors name
+        global sequences that no longer mean anything.
+        """
+        with self._write():
+            state.clear_derived(self._db())
+            return log.forget_sync_mappings(self._db())
+
+    # -- reads of the log ----------------------------------------------------
+
+    def current_version(self, aggregate_id: str) -> int:
+        """Highest event version of the aggregate, 0 if none."""
+        with self._guard():
+            return log.current_version(self._db(), aggregate_id)
+
+    def get_event(self, event_id: str) -> StoredEvent | None:
+        """One row by event id, or None."""
+        with self._guard():
+            return log.get_event(self._db(), event_id)
+
+    def read_aggregate(
+        self, aggregate_id: str, after_version: int = 0, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> Iterator[StoredEvent]:
+        """The aggregate's events (not key records) after `after_version`, in version order."""
+        with self._guard():
+            yield from log.read_aggregate(self._db(), aggregate_id, after_version, batch_size)
+
+    def key_records(
+        self, aggregate_id: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> Iterator[StoredEvent]:
+        """Key records, all or one aggregate's, in commit order."""
+        with self._guard():
+            yield from log.key_records(self._db(), aggregate_id, batch_size)
+
+    def key_record(self, key_id: str) -> StoredEvent | None:
+        """The key record that introduced `key_id`, or None."""
+        with self._guard():
+            return log.key_record(self._db(), key_id)
+
+    def read_commit_order(
+        self, after: int = 0, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> Iterator[StoredEvent]:
+        """Every row with commit_seq > after, in commit order, streamed page by page."""
+        with self._guard():
+            yield from log.read_commit_order(self._db(), after, batch_size)
+
+    def read_effective_order(
+        self, after: Cursor = Cursor(), batch_size: int = DEFAULT_BATCH_SIZE  # noqa: B008
+    ) -> Iterator[StoredEvent]:
+        """Rows outside the applied set of `after`, in effective order, streamed page by page."""
+        with self._guard():
+            yield from ordering.read_effective_order(self._db(), after, batch_size)
+
+    def cursor_is_prefix(self, cursor: Cursor) -> bool:
+        """True iff the applied set of `cursor` still prefixes the effective order (INV-011)."""
+        with self._guard():
+            return ordering.cursor_is_prefix(self._db(), cursor)
+
+    @staticmethod
+    def advance(cursor: Cursor, event: StoredEvent) -> Cursor:
+        """The cursor after applying `event` (read in effective order)."""
+        return ordering.advance(cursor, event)
+
+    def effective_head(self) -> Cursor:
+        """The cursor after the last event in effective order."""
+        with self._guard():
+            return ordering.effective_head(self._db())
+
+    def pending(self, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[StoredEvent]:
+        """Rows without a sync mapping (events and key records), in commit order."""
+        with self._guard():
+            yield from log.read_pending(self._db(), batch_size)
+
+    def count_events(self) -> int:
+        """Number of rows in the log, key records included."""
+        with self._guard():
+            return log.count_events(self._db())
+
+    def count_pending(self) -> int:
+        """Number of rows not yet synced."""
+        with self._guard():
+            return log.count_pending(self._db())
+
+    # -- sync state, derived caches, idempotency, conflicts -------------------
+
+    def get_sync_state(self, key: str) -> bytes | None:
+        """A sync state value, or None."""
+        with self._guard():
+            return state.get_sync_state(self._db(), key)
+
+    def set_sync_state(self, key: str, value: bytes | None) -> None:
+        """Set a sync state value; None deletes it."""
+        with self._write():
+            state.set_sync_state(self._db(), key, value)
+
+    def load_derived(self, name: str, scope: str) -> tuple[Cursor, bytes] | None:
+        """A derived cache (cursor, encrypted blob), or None."""
+        with self._guard():
+            return state.load_derived(self._db(), name, scope)
+
+    def save_derived(self, name: str, scope: str, cursor: Cursor, blob: bytes) -> None:
+        """Replace a derived cache and its cursor."""
+        with self._write():
+            state.save_derived(self._db(), name, scope, cursor, blob)
+
+    def clear_derived(self) -> None:
+        """Drop every derived cache."""
+        with self._write():
+            state.clear_derived(self._db())
+
+    def get_idempotency(self, key: bytes) -> tuple[bytes, bytes] | None:
+        """(fingerprint, result) recorded under an idempotency key, or None."""
+        with self._guard():
+            return state.get_idempotency(self._db(), key)
+
+    def put_idempotency(self, key: bytes, fingerprint: bytes, result: bytes) -> None:
+        """Record the first result of an idempotency key."""
+        with self._write():
+            state.put_idempotency(self._db(), key, fingerprint, result)
+
+    def add_conflict(self, blob: bytes) -> int:
+        """Record an encrypted conflict; returns its id."""
+        with self._write():
+            return state.add_conflict(self._db(), blob)
+
+    def conflicts(self) -> list[bytes]:
+        """Every recorded conflict blob, oldest first."""
+        with self._guard():
+            return state.conflicts(self._db())
+
+    def clear_conflicts(self) -> None:
+        """Forget every recorded conflict."""
+        with self._write():
+            state.clear_conflicts(self._db())
+
+    # -- diagnostics -----------------------------------------------------------
+
+    def integrity_check(self) -> list[str]:
+        """Rows of PRAGMA integrity_check: ['ok'] when the file is sound."""
+        with self._guard():
+            return [str(row[0]) for row in self._db().execute("PRAGMA integrity_check")]
+
+
+@contextmanager
+def _joined(
+    outer: AbstractContextManager[None], inner: AbstractContextManager[None]
+) -> Iterator[None]:
+    with outer, inner:
+        yield

@@ -1,0 +1,297 @@
+"""The event log itself: appends, remote inserts, sync mappings, rebase rewrites, plain reads.
+
+Functions here take a connection and assume the caller (EventStore) provides
+the transaction and the error translation.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+from mo_local.store.errors import (
+    ConcurrencyError,
+    DuplicateEvent,
+    ImmutableEvent,
+    InvalidArgument,
+    MalformedRow,
+    StoreError,
+    UnknownEvent,
+    VersionTaken,
+)
+from mo_local.store.records import (
+    KIND_EVENT,
+    KIND_KEY,
+    NewEvent,
+    StoredEvent,
+    select_events,
+    stored_event,
+)
+
+_FROM_EVENTS = " FROM events e LEFT JOIN sync_map m ON m.event_id = e.event_id"
+_ALL_KEY_RECORDS = (
+    select_events() + _FROM_EVENTS
+    + " WHERE e.kind = 'key' AND e.commit_seq > :after ORDER BY e.commit_seq LIMIT :limit"
+)
+_AGGREGATE_KEY_RECORDS = (
+    select_events() + " FROM keys k CROSS JOIN events e ON e.event_id = k.event_id"
+    " LEFT JOIN sync_map m ON m.event_id = e.event_id"
+    " WHERE k.aggregate_id = :aggregate_id AND e.commit_seq > :after"
+    " ORDER BY e.commit_seq LIMIT :limit"
+)
+_KEY_RECORD_BY_KEY_ID = (
+    select_events() + " FROM keys k CROSS JOIN events e ON e.event_id = k.event_id"
+    " LEFT JOIN sync_map m ON m.event_id = e.event_id WHERE k.key_id = ?"
+)
+
+
+def check_batch_size(batch_size: int) -> None:
+    """Refuse a page size that could not make progress."""
+    if batch_size < 1:
+        raise InvalidArgument("batch_size must be at least 1")
+
+
+def paginate(
+    conn: sqlite3.Connection,
+    sql: str,
+    params: Mapping[str, object],
+    after: int,
+    key: Callable[[StoredEvent], int],
+    batch_size: int,
+) -> Iterator[StoredEvent]:
+    """Keyset pagination: `sql` selects rows with key > :after ordered by key, LIMIT :limit."""
+    check_batch_size(batch_size)
+    while True:
+        # Each page is fetched whole before yielding, so a caller may write
+        # between items without disturbing a half-read statement.
+        rows = conn.execute(sql, {**params, "after": after, "limit": batch_size}).fetchall()
+        event: StoredEvent | None = None
+        for row in rows:
+            event = stored_event(tuple(row))
+            yield event
+        if event is None or len(rows) < batch_size:
+            return
+        after = key(event)
+
+
+def current_version(conn: sqlite3.Connection, aggregate_id: str) -> int:
+    """Highest event version of the aggregate, 0 if it has none."""
+    row = conn.execute(
+        "SELECT version FROM events WHERE aggregate_id = ? AND kind = 'event'"
+        " ORDER BY version DESC LIMIT 1",
+        (aggregate_id,),
+    ).fetchone()
+    if row is None:
+        return 0
+    if not isinstance(row[0], int):
+        raise MalformedRow("version is not an integer")
+    return row[0]
+
+
+def _event_exists(conn: sqlite3.Connection, event_id: str) -> bool:
+    row = conn.execute("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone()
+    return row is not None
+
+
+def _version_holder(conn: sqlite3.Connection, aggregate_id: str, version: int) -> str | None:
+    row = conn.execute(
+        "SELECT event_id FROM events WHERE aggregate_id = ? AND version = ? AND kind = 'event'",
+        (aggregate_id, version),
+    ).fetchone()
+    return str(row[0]) if row is not None else None
+
+
+def _insert(conn: sqlite3.Connection, event: NewEvent) -> int:
+    if _event_exists(conn, event.event_id):
+        raise DuplicateEvent(event.event_id)
+    if event.kind == KIND_KEY:
+        taken = conn.execute("SELECT 1 FROM keys WHERE key_id = ?", (event.key_id,)).fetchone()
+        if taken is not None:
+            raise StoreError(f"key id {event.key_id} is already registered")
+    cursor = conn.execute(
+        "INSERT INTO events (event_id, kind, aggregate_type, aggregate_id, version, key_id, record)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            event.event_id,
+            event.kind,
+            event.aggregate_type,
+            event.aggregate_id,
+            event.version,
+            event.key_id,
+            event.record,
+        ),
+    )
+    commit_seq = cursor.lastrowid
+    if commit_seq is None:
+        raise StoreError("the database did not report a commit sequence")
+    if event.kind == KIND_KEY:
+        conn.execute(
+            "INSERT INTO keys (key_id, aggregate_id, event_id) VALUES (?, ?, ?)",
+            (event.key_id, event.aggregate_id, event.event_id),
+        )
+    return commit_seq
+
+
+def _check_batch(aggregate_id: str, expected_version: int, events: Sequence[NewEvent]) -> None:
+    if expected_version < 0:
+        raise InvalidArgument("expected_version must be >= 0")
+    next_version = expected_version + 1
+    for event in events:
+        if event.aggregate_id != aggregate_id:
+            raise InvalidArgument("every row of a batch belongs to the batch's aggregate")
+        if event.kind == KIND_EVENT:
+            if event.version != next_version:
+                raise InvalidArgument(
+                    f"event versions must run contiguously from {expected_version + 1}"
+                )
+            next_version += 1
+
+
+def append(
+    conn: sqlite3.Connection, aggregate_id: str, expected_version: int, events: Sequence[NewEvent]
+) -> list[int]:
+    """Append one aggregate's rows after checking its current version; returns commit seqs."""
+    _check_batch(aggregate_id, expected_version, events)
+    actual = current_version(conn, aggregate_id)
+    if actual != expected_version:
+        raise ConcurrencyError(aggregate_id, expected_version, actual)
+    return [_insert(conn, event) for event in events]
+
+
+def _check_global_seq_free(conn: sqlite3.Connection, global_seq: int) -> None:
+    if global_seq < 1:
+        raise InvalidArgument("global sequences start at 1")
+    row = conn.execute("SELECT 1 FROM sync_map WHERE global_seq = ?", (global_seq,)).fetchone()
+    if row is not None:
+        raise StoreError(f"global sequence {global_seq} is already mapped to another event")
+
+
+def insert_remote(conn: sqlite3.Connection, event: NewEvent, global_seq: int) -> int:
+    """Insert a pulled record together with its sync mapping; returns its commit seq."""
+    if _event_exists(conn, event.event_id):
+        raise DuplicateEvent(event.event_id)
+    _check_global_seq_free(conn, global_seq)
+    if event.kind == KIND_EVENT and _version_holder(conn, event.aggregate_id, event.version):
+        raise VersionTaken(event.aggregate_id, event.version)
+    commit_seq = _insert(conn, event)
+    conn.execute(
+        "INSERT INTO sync_map (event_id, global_seq) VALUES (?, ?)", (event.event_id, global_seq)
+    )
+    return commit_seq
+
+
+def mark_synced(conn: sqlite3.Connection, event_id: str, global_seq: int) -> None:
+    """Record the server's sequence for a pushed event; repeating the same pair is a no-op."""
+    row = conn.execute("SELECT global_seq FROM sync_map WHERE event_id = ?", (event_id,)).fetchone()
+    if row is not None:
+        if row[0] == global_seq:
+            return  # a lost acknowledgement being replayed
+        raise ImmutableEvent("INV-001: event is already synced under another sequence")
+    if not _event_exists(conn, event_id):
+        raise UnknownEvent(event_id)
+    _check_global_seq_free(conn, global_seq)
+    conn.execute(
+        "INSERT INTO sync_map (event_id, global_seq) VALUES (?, ?)", (event_id, global_seq)
+    )
+
+
+def rewrite_pending(conn: sqlite3.Connection, event_id: str, version: int, record: bytes) -> None:
+    """Give a pending event a new version and record (rebase); the trigger refuses synced rows."""
+    row = conn.execute(
+        "SELECT kind, aggregate_id FROM events WHERE event_id = ?", (event_id,)
+    ).fetchone()
+    if row is None:
+        raise UnknownEvent(event_id)
+    kind, aggregate_id = str(row[0]), str(row[1])
+    if kind != KIND_EVENT:
+        raise InvalidArgument("only events are rebased, not key records")
+    if version < 1:
+        raise InvalidArgument("an event has a version >= 1")
+    holder = _version_holder(conn, aggregate_id, version)
+    if holder is not None and holder != event_id:
+        raise VersionTaken(aggregate_id, version)
+    # No pre-check for "synced": the INV-001 trigger is the authority.
+    conn.execute(
+        "UPDATE events SET version = ?, record = ? WHERE event_id = ?", (version, record, event_id)
+    )
+
+
+def forget_sync_mappings(conn: sqlite3.Connection) -> int:
+    """Delete every sync mapping; returns how many events are pending afterwards."""
+    conn.execute("DELETE FROM sync_map")
+    return count_pending(conn)
+
+
+def count_events(conn: sqlite3.Connection) -> int:
+    """Number of rows in the log, key records included."""
+    row = conn.execute("SELECT COUNT(*) FROM events").fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+def count_pending(conn: sqlite3.Connection) -> int:
+    """Number of rows not yet synced."""
+    row = conn.execute("SELECT COUNT(*) FROM pending").fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+def get_event(conn: sqlite3.Connection, event_id: str) -> StoredEvent | None:
+    """One row by event id."""
+    row = conn.execute(
+        select_events() + _FROM_EVENTS + " WHERE e.event_id = ?", (event_id,)
+    ).fetchone()
+    return stored_event(tuple(row)) if row is not None else None
+
+
+def read_aggregate(
+    conn: sqlite3.Connection, aggregate_id: str, after_version: int, batch_size: int
+) -> Iterator[StoredEvent]:
+    """Events (not key records) of one aggregate with version > after_version, in version order."""
+    sql = (
+        select_events() + _FROM_EVENTS + " WHERE e.aggregate_id = :aggregate_id"
+        " AND e.kind = 'event' AND e.version > :after ORDER BY e.version LIMIT :limit"
+    )
+    return paginate(
+        conn, sql, {"aggregate_id": aggregate_id}, after_version, lambda e: e.version, batch_size
+    )
+
+
+def read_commit_order(
+    conn: sqlite3.Connection, after: int, batch_size: int
+) -> Iterator[StoredEvent]:
+    """Every row with commit_seq > after, in commit order."""
+    sql = (
+        select_events() + _FROM_EVENTS
+        + " WHERE e.commit_seq > :after ORDER BY e.commit_seq LIMIT :limit"
+    )
+    return paginate(conn, sql, {}, after, lambda e: e.commit_seq, batch_size)
+
+
+def read_pending(conn: sqlite3.Connection, batch_size: int) -> Iterator[StoredEvent]:
+    """Rows without a sync mapping, in commit order."""
+    sql = (
+        select_events("NULL") + " FROM pending p CROSS JOIN events e ON e.commit_seq = p.commit_seq"
+        " WHERE p.commit_seq > :after ORDER BY p.commit_seq LIMIT :limit"
+    )
+    return paginate(conn, sql, {}, 0, lambda e: e.commit_seq, batch_size)
+
+
+def key_records(
+    conn: sqlite3.Connection, aggregate_id: str | None, batch_size: int
+) -> Iterator[StoredEvent]:
+    """Key records (all, or one aggregate's) in commit order."""
+    if aggregate_id is None:
+        return paginate(conn, _ALL_KEY_RECORDS, {}, 0, lambda e: e.commit_seq, batch_size)
+    return paginate(
+        conn,
+        _AGGREGATE_KEY_RECORDS,
+        {"aggregate_id": aggregate_id},
+        0,
+        lambda e: e.commit_seq,
+        batch_size,
+    )
+
+
+def key_record(conn: sqlite3.Connection, key_id: str) -> StoredEvent | None:
+    """The key record that introduced `key_id`, if present."""
+    row = conn.execute(_KEY_RECORD_BY_KEY_ID, (key_id,)).fetchone()
+    return stored_event(tuple(row)) if row is not None else None
