@@ -1,0 +1,141 @@
+"""The projector: keeps the read model in step with the log, in effective order.
+
+INV-002: the read model follows effective order and its cursor (G, C) is stored
+in that order, with the encrypted cache. INV-011: when remote events now sort
+before events already applied (the store reports that the cursor's applied set
+is no longer a prefix), the read model is rebuilt from the log.
+
+Opening uses the cache when it is present, authentic and still a prefix of the
+effective order, then applies only the events after its cursor; otherwise it
+rebuilds. Rebuilds stream the log (bounded memory) and never re-sort anything.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from mo_local.app.queries import GoalView, ProjectView
+from mo_local.crypto.vault import UnlockedVault
+from mo_local.derived import cache
+from mo_local.derived.readmodel import ReadModel
+from mo_local.derived.search import SearchIndex
+from mo_local.eventlog import EncryptedLog
+from mo_local.store.eventstore import EventStore
+from mo_local.store.records import Cursor
+
+# Save the cache every this many applied events, so a crash mid-rebuild (or a
+# long session) resumes from a recent cursor instead of from scratch.
+DEFAULT_SAVE_EVERY = 50_000
+
+log = logging.getLogger(__name__)
+
+
+class Projector:
+    """Read model + cursor + search index of one store, persisted as an encrypted cache."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        log: EncryptedLog,
+        vault: UnlockedVault,
+        scope: str,
+        *,
+        save_every: int = DEFAULT_SAVE_EVERY,
+    ) -> None:
+        self._store = store
+        self._log = log
+        self._vault = vault
+        self._scope = scope
+        self._save_every = max(1, save_every)
+        self._model = ReadModel()
+        self._cursor = Cursor()
+        self._search = SearchIndex(self._model)
+        self._unsaved = 0
+        self.rebuilds = 0  # how often the model was rebuilt from the log (diagnostics, tests)
+
+    @property
+    def model(self) -> ReadModel:
+        """The current read model (replaced by `rebuild`; do not keep it across calls)."""
+        return self._model
+
+    @property
+    def cursor(self) -> Cursor:
+        """Effective-order cursor of what the read model has applied."""
+        return self._cursor
+
+    @property
+    def search_index(self) -> SearchIndex:
+        """The search index of the current read model."""
+        return self._search
+
+    def search(
+        self, text: str, goals: bool = True, projects: bool = True
+    ) -> tuple[list[GoalView], list[ProjectView]]:
+        """Ranked full-text search over the current read model (archived excluded)."""
+        return self._search.search(text, goals, projects)
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def open(self) -> int:
+        """Load the cache if trustworthy, else rebuild; then catch up. Returns events applied."""
+        loaded = cache.load(self._store, self._vault, self._scope)
+        if loaded is None:
+            return self.rebuild()
+        model, cursor = loaded
+        if not self._store.cursor_is_prefix(cursor):
+            log.info("derived cache predates a reordering of the log; rebuilding")
+            return self.rebuild()
+        self._install(model, cursor)
+        return self.catch_up()
+
+    def catch_up(self) -> int:
+        """Apply the events after the cursor (rebuild first if the order changed, INV-011)."""
+        if not self._store.cursor_is_prefix(self._cursor):
+            log.info("remote events now precede applied ones; rebuilding derived state")
+            return self.rebuild()
+        return self._replay()
+
+    def rebuild(self) -> int:
+        """Drop the read model and replay the whole log in effective order; saves the cache."""
+        self.rebuilds += 1
+        self._install(ReadModel(), Cursor())
+        applied = self._replay()
+        self.save()
+        return applied
+
+    def save(self) -> None:
+        """Persist the read model and its cursor as an encrypted cache."""
+        cache.save(self._store, self._vault, self._scope, self._model, self._cursor)
+        self._unsaved = 0
+
+    def close(self) -> None:
+        """Save what was applied since the last save and drop the search index."""
+        if self._unsaved:
+            self.save()
+        self._search.close()
+
+    # -- internals --------------------------------------------------------------------
+
+    def _install(self, model: ReadModel, cursor: Cursor) -> None:
+        self._search.close()
+        self._model = model
+        self._cursor = cursor
+        self._search = SearchIndex(model)
+        self._unsaved = 0
+
+    def _replay(self) -> int:
+        apply = self._model.apply
+        advance = EventStore.advance
+        cursor = self._cursor
+        applied = 0
+        for opened in self._log.read_effective(after=cursor):
+            apply(opened)
+            cursor = advance(cursor, opened.stored)
+            applied += 1
+            self._unsaved += 1
+            if self._unsaved >= self._save_every:
+                # Pages are fetched whole, so writing here does not disturb the read.
+                self._cursor = cursor
+                self.save()
+        self._cursor = cursor
+        return applied
