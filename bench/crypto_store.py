@@ -1,0 +1,186 @@
+"""Benchmark: sealing + appending records, reading + opening them, unlocking.
+
+Each figure is printed beside a baseline measured in the same run:
+- seal+append vs raw sqlite3 inserts of same-size blobs (same pragmas) with raw AES-GCM;
+- read+open vs raw AES-GCM decryption of same-size ciphertexts plus a CBOR decode;
+- unlock vs one raw Argon2id derivation at the same parameters.
+Run: `.venv/bin/python bench/crypto_store.py [--events N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import cbor2
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from mo_local.crypto.kdf import DEFAULT_KDF, derive_kek
+from mo_local.crypto.vault import create_vault, unlock_with_passphrase
+from mo_local.eventlog import EncryptedLog, Envelope
+from mo_local.store.eventstore import EventStore
+
+DATA = {"summary": "Run a half marathon in spring " * 3, "slice": "Health", "priority": "must"}
+
+
+def envelope(i: int) -> Envelope:
+    return Envelope("GoalRefined", 1, {**DATA, "n": i}, "2026-11-29T12:00:00Z", "bench", "dev")
+
+
+def bench_seal_append(tmp: Path, n: int, batch: int, vault_kdf: object) -> float:
+    new = create_vault(str(uuid.uuid4()), "bench passphrase", vault_kdf)  # type: ignore[arg-type]
+    store = EventStore.open(tmp / f"seal-{batch}.db", create=True)
+    log = EncryptedLog(store, new.vault, new.header.store_id, "dev")
+    aggregate = str(uuid.uuid4())
+    version = 0
+    start = time.perf_counter()
+    while version < n:
+        envs = [envelope(version + k) for k in range(batch)]
+        log.append("goal", aggregate, version, envs)
+        version += batch
+    elapsed = time.perf_counter() - start
+    store.close()
+    return n / elapsed
+
+
+def record_size(tmp: Path, vault_kdf: object) -> int:
+    new = create_vault(str(uuid.uuid4()), "bench passphrase", vault_kdf)  # type: ignore[arg-type]
+    store = EventStore.open(tmp / "size.db", create=True)
+    log = EncryptedLog(store, new.vault, new.header.store_id, "dev")
+    rows = log.append("goal", str(uuid.uuid4()), 0, [envelope(0)])
+    store.close()
+    return len(rows[0].record)
+
+
+def baseline_raw_insert(tmp: Path, n: int, batch: int, size: int) -> float:
+    conn = sqlite3.connect(tmp / f"raw-{batch}.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute(
+        "CREATE TABLE t (seq INTEGER PRIMARY KEY, id TEXT UNIQUE, agg TEXT, v INTEGER, blob BLOB)"
+    )
+    aead = AESGCM(os.urandom(32))
+    plain = os.urandom(size - 28)
+    start = time.perf_counter()
+    done = 0
+    while done < n:
+        conn.execute("BEGIN")
+        for _ in range(batch):
+            nonce = os.urandom(12)
+            conn.execute(
+                "INSERT INTO t (id, agg, v, blob) VALUES (?, ?, ?, ?)",
+                (str(uuid.uuid4()), "a", done, nonce + aead.encrypt(nonce, plain, b"")),
+            )
+            done += 1
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return n / elapsed
+
+
+def bench_read_open(tmp: Path, n: int, vault_kdf: object) -> tuple[float, float]:
+    new = create_vault(str(uuid.uuid4()), "bench passphrase", vault_kdf)  # type: ignore[arg-type]
+    path = tmp / "read.db"
+    store = EventStore.open(path, create=True)
+    log = EncryptedLog(store, new.vault, new.header.store_id, "dev")
+    per_aggregate = 100
+    for _ in range(n // per_aggregate):
+        log.append("goal", str(uuid.uuid4()), 0, [envelope(k) for k in range(per_aggregate)])
+    # Fresh log object: nothing cached but what a real open would have.
+    log = EncryptedLog(store, new.vault, new.header.store_id, "dev")
+    start = time.perf_counter()
+    count = sum(1 for _ in log.read_effective())
+    ours = count / (time.perf_counter() - start)
+    store.close()
+
+    aead = AESGCM(os.urandom(32))
+    plain = cbor2.dumps({"type": "GoalRefined", "data": {**DATA, "n": 1}}, canonical=True)
+    blobs = []
+    for _ in range(count):
+        nonce = os.urandom(12)
+        blobs.append(nonce + aead.encrypt(nonce, plain, b"aad"))
+    start = time.perf_counter()
+    for blob in blobs:
+        cbor2.loads(aead.decrypt(blob[:12], blob[12:], b"aad"))
+    baseline = count / (time.perf_counter() - start)
+    return ours, baseline
+
+
+def bench_unlock() -> tuple[float, float]:
+    new = create_vault(str(uuid.uuid4()), "bench passphrase", DEFAULT_KDF)
+    runs = 3
+    start = time.perf_counter()
+    for _ in range(runs):
+        unlock_with_passphrase(new.header, "bench passphrase").lock()
+    ours = (time.perf_counter() - start) / runs
+    start = time.perf_counter()
+    for _ in range(runs):
+        derive_kek("bench passphrase", new.header.salt, DEFAULT_KDF)
+    raw = (time.perf_counter() - start) / runs
+    return ours, raw
+
+
+def bench_command(tmp: Path) -> float:
+    """Wall time of a whole `mo doctor` process that unlocks nothing, and of one that unlocks."""
+    home = tmp / "home"
+    env = {**os.environ, "MO_HOME": str(home), "MO_NEW_PASSPHRASE": "p", "MO_PASSPHRASE": "p"}
+    mo = str(Path(sys.executable).with_name("mo"))
+    subprocess.run([mo, "init", "--json"], env=env, check=True, capture_output=True)
+    runs = 5
+    start = time.perf_counter()
+    for _ in range(runs):
+        subprocess.run(
+            [mo, "passphrase", "change", "--json"], env=env, check=True, capture_output=True
+        )
+    return (time.perf_counter() - start) / runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=20_000)
+    args = parser.parse_args()
+    from mo_local.crypto.kdf import MINIMUM_KDF
+
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        size = record_size(tmp, MINIMUM_KDF)
+        n1 = min(args.events, 3_000)
+        ours1 = bench_seal_append(tmp, n1, 1, MINIMUM_KDF)
+        base1 = baseline_raw_insert(tmp, n1, 1, size)
+        ours100 = bench_seal_append(tmp, args.events, 100, MINIMUM_KDF)
+        base100 = baseline_raw_insert(tmp, args.events, 100, size)
+        read, read_base = bench_read_open(tmp, args.events * 5, MINIMUM_KDF)
+        unlock, raw_kdf = bench_unlock()
+        command = bench_command(tmp)
+    print(f"record size: {size} bytes (padded)")
+    print(
+        f"seal+append, batch 1  : {ours1:10,.0f} events/s   baseline raw sqlite+AES-GCM "
+        f"{base1:10,.0f}/s   ratio {ours1 / base1:.2f}"
+    )
+    print(
+        f"seal+append, batch 100: {ours100:10,.0f} events/s   baseline raw sqlite+AES-GCM "
+        f"{base100:10,.0f}/s   ratio {ours100 / base100:.2f}"
+    )
+    print(
+        f"read+open             : {read:10,.0f} events/s   baseline raw AES-GCM+CBOR "
+        f"{read_base:10,.0f}/s   ratio {read / read_base:.2f}"
+    )
+    print(
+        f"unlock (m=64MiB,t=3)  : {unlock * 1000:10.1f} ms         baseline raw Argon2id "
+        f"{raw_kdf * 1000:8.1f} ms     ratio {unlock / raw_kdf:.2f}"
+    )
+    print(
+        f"whole `mo passphrase change` (start-up + unlock + re-wrap + commit, default KDF "
+        f"twice): {command * 1000:.0f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""Benchmark: commands, rebuild and time-to-first-list on one device.
+
+Printed beside a baseline run in the same process: the `eventsourcing` library
+(pinned in the dev extras) with its AES cipher on SQLite, modelling the same Goal
+aggregate and events.
+
+- commands/s through the client: creates and edits (default 20,000 commands);
+- rebuild events/s over a 100,000-event store vs the library replaying the same
+  number of events;
+- time from opening a 100k-event store to the first `goal list` result, with a
+  valid encrypted cache vs a full replay.
+
+Run: `.venv/bin/python bench/local.py [--commands N] [--events N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from eventsourcing.application import Application
+from eventsourcing.cipher import AESCipher
+from eventsourcing.domain import Aggregate, event
+
+from mo_local.app import commands as c
+from mo_local.app.ports import EventMeta
+from mo_local.app.queries import ListGoals
+from mo_local.client import Client
+from mo_local.crypto.kdf import DEFAULT_KDF, MINIMUM_KDF
+from mo_local.domain.events import GoalCreated, GoalRefined
+from mo_local.domain.values import Priority, Slice, TargetMonth, format_timestamp
+from mo_local.repository import EncryptedRepository
+
+PASSPHRASE = "bench passphrase"
+SLICES = ["health", "family", "work", "money", "learning", "leisure"]
+
+
+# -- the baseline: eventsourcing with AES-GCM on SQLite ------------------------
+
+
+class BaselineGoal(Aggregate):
+    """The same Goal aggregate, modelled with the library."""
+
+    @event("Created")
+    def __init__(self, summary: str, slice: str, priority: str, target_month: str) -> None:
+        self.summary = summary
+        self.slice = slice
+        self.priority = priority
+        self.target_month = target_month
+
+    @event("Refined")
+    def refine(self, summary: str) -> None:
+        self.summary = summary
+
+
+class BaselineGoals(Application[uuid.UUID]):
+    """Create and refine commands, as an application of the library."""
+
+    def create(self, summary: str, slice: str) -> uuid.UUID:
+        goal = BaselineGoal(summary, slice, "must", "2027-05")
+        self.save(goal)
+        return goal.id
+
+    def refine(self, goal_id: uuid.UUID, summary: str) -> None:
+        goal: BaselineGoal = self.repository.get(goal_id)
+        goal.refine(summary)
+        self.save(goal)
+
+
+def baseline_app(db: Path) -> BaselineGoals:
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": str(db),
+        "CIPHER_TOPIC": "eventsourcing.cipher:AESCipher",
+        "CIPHER_KEY": AESCipher.create_key(32),
+    }
+    return BaselineGoals(env=env)
+
+
+def baseline_commands(tmp: Path, n: int) -> float:
+    app = baseline_app(tmp / "baseline-cmd.db")
+    ids: list[uuid.UUID] = []
+    start = time.perf_counter()
+    for i in range(n):
+        if i % 4 == 0 or not ids:
+            ids.append(app.create(f"Goal {i}", SLICES[i % len(SLICES)]))
+        else:
+            app.refine(ids[i % len(ids)], f"Goal {i} refined")
+    return n / (time.perf_counter() - start)
+
+
+def baseline_replay(tmp: Path, events: int, per_aggregate: int = 10) -> float:
+    app = baseline_app(tmp / "baseline-replay.db")
+    ids = []
+    for i in range(events // per_aggregate):
+        goal_id = app.create(f"Goal {i}", "work")
+        ids.append(goal_id)
+        goal = app.repository.get(goal_id)
+        for k in range(per_aggregate - 1):
+            goal.refine(f"Goal {i} refined {k}")
+        app.save(goal)
+    # The library keeps no aggregate cache by default: each get replays from SQLite.
+    start = time.perf_counter()
+    for goal_id in ids:
+        app.repository.get(goal_id)
+    return events / (time.perf_counter() - start)
+
+
+# -- MO Local ------------------------------------------------------------------
+
+
+def ours_commands(tmp: Path, n: int) -> float:
+    client, _ = Client.create(tmp / "cmd-home", PASSPHRASE, MINIMUM_KDF)
+    ids: list[str] = []
+    start = time.perf_counter()
+    for i in range(n):
+        if i % 4 == 0 or not ids:
+            result = client.execute(
+                c.CreateGoal(
+                    **client.command_base(None, None, client.new_id()),
+                    summary=f"Goal {i}",
+                    slice=SLICES[i % len(SLICES)],
+                    priority="must",
+                    target_month="2027-05",
+                )
+            )
+            ids.append(result.aggregate_id)
+        else:
+            client.execute(
+                c.RefineGoal(
+                    **client.command_base(None, None, ids[i % len(ids)]),
+                    summary=f"Goal {i} refined",
+                )
+            )
+    elapsed = time.perf_counter() - start
+    client.close()
+    return n / elapsed
+
+
+def build_store(home: Path, events: int, per_aggregate: int = 10) -> None:
+    """A store with `events` goal events, written in large transactions for speed."""
+    client, _ = Client.create(home, PASSPHRASE, DEFAULT_KDF)
+    repo = EncryptedRepository(client.log)
+    at = format_timestamp(datetime.now(UTC))
+    meta = EventMeta(at, "bench")
+    with client.store.transaction():
+        for i in range(events // per_aggregate):
+            goal_id = str(uuid.uuid4())
+            evs = [
+                GoalCreated(
+                    goal_id,
+                    at,
+                    f"Goal {i} about running",
+                    Slice.HEALTH,
+                    Priority.MUST,
+                    TargetMonth(2027, 5),
+                )
+            ]
+            evs += [
+                GoalRefined(goal_id, at, f"Goal {i} refined {k}") for k in range(per_aggregate - 1)
+            ]
+            repo.append("goal", goal_id, 0, evs, meta)
+    client.close()  # builds and saves the encrypted cache
+
+
+def ours_rebuild(home: Path) -> tuple[float, int]:
+    client = Client.open(home)
+    client.unlock(PASSPHRASE)
+    start = time.perf_counter()
+    count = client.rebuild()
+    elapsed = time.perf_counter() - start
+    client.close()
+    return count / elapsed, count
+
+
+def first_list(home: Path, with_cache: bool) -> tuple[float, float, int]:
+    """Seconds from open to the first goal list; also the unlock share and events decrypted."""
+    if not with_cache:
+        client = Client.open(home)
+        client.store.clear_derived()
+        client.close()
+    start = time.perf_counter()
+    client = Client.open(home)
+    t0 = time.perf_counter()
+    client.unlock(PASSPHRASE)
+    unlock = time.perf_counter() - t0
+    goals = client.list_goals(ListGoals())
+    elapsed = time.perf_counter() - start
+    assert goals
+    opened = client.log.opened
+    client.close()
+    return elapsed, unlock, opened
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--commands", type=int, default=20_000)
+    parser.add_argument("--events", type=int, default=100_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        ours_cmd = ours_commands(tmp, args.commands)
+        base_cmd = baseline_commands(tmp, args.commands)
+        home = tmp / "big-home"
+        build_store(home, args.events)
+        rebuild, count = ours_rebuild(home)
+        base_replay = baseline_replay(tmp, args.events)
+        cached, unlock_c, opened_c = first_list(home, with_cache=True)
+        replayed, unlock_r, opened_r = first_list(home, with_cache=False)
+        size = os.path.getsize(home / "mo.db")
+    print(
+        f"commands through the client : {ours_cmd:9,.0f} commands/s   eventsourcing+AES "
+        f"{base_cmd:9,.0f}/s   ratio {ours_cmd / base_cmd:.2f}"
+    )
+    print(
+        f"rebuild ({count:,} events)   : {rebuild:9,.0f} events/s     eventsourcing replay "
+        f"{base_replay:9,.0f}/s   ratio {rebuild / base_replay:.2f}"
+    )
+    print(
+        f"open -> first goal list, cache : {cached:6.3f} s (unlock {unlock_c:.3f} s at "
+        f"m=64MiB t=3; {opened_c} events decrypted)"
+    )
+    print(
+        f"open -> first goal list, replay: {replayed:6.3f} s (unlock {unlock_r:.3f} s; "
+        f"{opened_r:,} events decrypted)   ratio {replayed / cached:.1f}x"
+    )
+    print(f"store size: {size / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()

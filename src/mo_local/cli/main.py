@@ -1,0 +1,71 @@
+"""Entry point of the `mo` command: global flags, sub-command groups, exit codes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+import typer
+
+from mo_local.cli import domain_cmds, store_cmds
+from mo_local.cli.context import UsageError, split_global_flags
+from mo_local.cli.errors import USAGE, classify, report
+
+
+def build_app() -> typer.Typer:
+    """Assemble the command tree."""
+    app = typer.Typer(
+        name="mo",
+        help="MO Local: goals and projects, end-to-end encrypted, local first.\n\n"
+        "Global flags (anywhere on the line): --home DIR (env MO_HOME), --json, "
+        "--passphrase-file FILE. Secrets come from prompts or the environment: "
+        "MO_PASSPHRASE, MO_NEW_PASSPHRASE, MO_RECOVERY_KEY, MO_ACCOUNT_PASSWORD.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    store_cmds.register(app)
+    domain_cmds.register(app)
+    return app
+
+
+def run(argv: list[str]) -> int:
+    """Run `mo` with arguments; returns the exit code."""
+    logging.basicConfig(
+        level=os.environ.get("MO_LOG_LEVEL", "WARNING").upper(),
+        format="%(levelname)s %(name)s %(message)s",
+    )
+    try:
+        ctx, rest = split_global_flags(argv)
+    except UsageError as exc:
+        report(classify(exc), "--json" in argv)
+        return USAGE
+    app = build_app()
+    try:
+        app(args=rest, prog_name="mo", obj=ctx, standalone_mode=False)
+        return 0
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        report(classify(UsageError("aborted")), ctx.json)
+        return USAGE
+    except click.exceptions.ClickException as exc:
+        report(classify(UsageError(exc.format_message())), ctx.json)
+        return USAGE
+    except Exception as exc:  # noqa: BLE001 - every error becomes an exit code here
+        failure = classify(exc)
+        report(failure, ctx.json)
+        return failure.exit_code
+    finally:
+        ctx.close()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(run(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

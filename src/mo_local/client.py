@@ -1,0 +1,473 @@
+"""The composition root: one object that a CLI, a UI or a script uses.
+
+`Client` opens a store (taking the single-writer lock), unlocks the vault, and
+wires the encrypted log, the application layer, derived state and sync together.
+Nothing else in the package builds these objects.
+"""
+
+from __future__ import annotations
+
+import platform
+import sqlite3
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypedDict
+
+from mo_local import __version__
+from mo_local.app.achievement import GoalAchievement, utc_now
+from mo_local.app.commands import Command, ProjectCommand
+from mo_local.app.handlers import CommandHandler
+from mo_local.app.ports import CommandResult
+from mo_local.app.queries import GoalView, ListGoals, ListProjects, ProjectView
+from mo_local.crypto.kdf import DEFAULT_KDF, KdfParams, is_below_advisory
+from mo_local.crypto.vault import (
+    UnlockedVault,
+    VaultHeader,
+    change_passphrase,
+    create_vault,
+    rotate_recovery_key,
+    unlock_with_passphrase,
+    unlock_with_recovery_key,
+)
+from mo_local.derived.projector import Projector
+from mo_local.domain.errors import NotFound
+from mo_local.domain.values import new_id
+from mo_local.eventlog import EncryptedLog
+from mo_local.repository import EncryptedRepository
+from mo_local.store.errors import StoreError
+from mo_local.store.eventstore import EventStore
+
+DB_NAME = "mo.db"
+META_STORE_ID = "store_id"
+META_DEVICE_ID = "device_id"
+META_VAULT = "vault_header"
+
+
+class ClientError(Exception):
+    """A problem the user can act on; the message is safe to show."""
+
+
+class StoreExists(ClientError):
+    """The home already holds a store."""
+
+
+class NoStore(ClientError):
+    """The home holds no store."""
+
+
+class Locked(ClientError):
+    """The operation needs the vault unlocked."""
+
+
+class CommandBase(TypedDict):
+    """The fields every command carries."""
+
+    aggregate_id: str
+    actor: str
+    at: str
+    known_version: int | None
+    idempotency_key: str | None
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of `mo doctor`: a name, whether it passed, and a secret-free detail.
+
+    An advisory check (such as a KDF weaker than advised) is reported but does not
+    make `mo doctor` fail.
+    """
+
+    name: str
+    ok: bool
+    detail: str
+    advisory: bool = False
+
+
+def database_path(home: Path) -> Path:
+    """Where the store of a home lives."""
+    return home / DB_NAME
+
+
+class Client:
+    """A store opened by this process: locked until `unlock` succeeds."""
+
+    def __init__(self, home: Path, store: EventStore):
+        self.home = home
+        self.store = store
+        self._vault: UnlockedVault | None = None
+        self._log: EncryptedLog | None = None
+        self._session: _Session | None = None
+
+    # -- lifecycle --------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls, home: Path, passphrase: str, kdf: KdfParams = DEFAULT_KDF
+    ) -> tuple[Client, str]:
+        """Create a store and its vault; returns the client and the recovery key (shown once)."""
+        path = database_path(home)
+        if path.exists():
+            raise StoreExists(f"{home} already holds a store")
+        home.mkdir(parents=True, exist_ok=True)
+        store_id = str(uuid.uuid4())
+        new = create_vault(store_id, passphrase, kdf)
+        store = EventStore.open(path, create=True)
+        try:
+            with store.transaction():
+                store.set_meta(META_STORE_ID, store_id.encode())
+                store.set_meta(META_DEVICE_ID, str(uuid.uuid4()).encode())
+                store.set_meta(META_VAULT, new.header.to_bytes())
+        except BaseException:
+            store.close()
+            raise
+        client = cls(home, store)
+        client._install_vault(new.vault)
+        return client, new.recovery_key
+
+    @classmethod
+    def create_from_header(cls, home: Path, header: VaultHeader, passphrase: str) -> Client:
+        """A new device of an existing store (join, restore): unlock the given vault header.
+
+        The header is checked by unlocking it before anything is written.
+        """
+        path = database_path(home)
+        if path.exists():
+            raise StoreExists(f"{home} already holds a store")
+        vault = unlock_with_passphrase(header, passphrase)
+        home.mkdir(parents=True, exist_ok=True)
+        store = EventStore.open(path, create=True)
+        try:
+            with store.transaction():
+                store.set_meta(META_STORE_ID, header.store_id.encode())
+                store.set_meta(META_DEVICE_ID, str(uuid.uuid4()).encode())
+                store.set_meta(META_VAULT, header.to_bytes())
+        except BaseException:
+            store.close()
+            raise
+        client = cls(home, store)
+        client._install_vault(vault)
+        return client
+
+    @classmethod
+    def open(cls, home: Path) -> Client:
+        """Open the store of a home (takes the single-writer lock; StoreBusy if held)."""
+        path = database_path(home)
+        if not path.exists():
+            raise NoStore(f"no store in {home}; run `mo init` or `mo join`")
+        store = EventStore.open(path)
+        client = cls(home, store)
+        try:
+            client._meta(META_STORE_ID)
+            client._meta(META_VAULT)
+        except BaseException:
+            store.close()
+            raise
+        return client
+
+    def close(self) -> None:
+        """Lock the vault and release the store."""
+        self.lock()
+        self.store.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- identity -------------------------------------------------------------
+
+    def _meta(self, key: str) -> bytes:
+        value = self.store.get_meta(key)
+        if value is None:
+            raise ClientError(
+                f"the store in {self.home} is incomplete ({key} missing); run `mo doctor`"
+            )
+        return value
+
+    @property
+    def store_id(self) -> str:
+        """The store's random id."""
+        return self._meta(META_STORE_ID).decode()
+
+    @property
+    def device_id(self) -> str:
+        """This device's random id."""
+        return self._meta(META_DEVICE_ID).decode()
+
+    @property
+    def vault_header(self) -> VaultHeader:
+        """The current vault header (opaque wraps; no secret in clear)."""
+        return VaultHeader.from_bytes(self._meta(META_VAULT))
+
+    # -- keys -------------------------------------------------------------------
+
+    def _install_vault(self, vault: UnlockedVault) -> None:
+        self._vault = vault
+        self._log = EncryptedLog(self.store, vault, self.store_id, self.device_id)
+        self._session = None
+
+    def unlock(self, passphrase: str) -> None:
+        """Unlock with the passphrase (UnlockFailed when wrong)."""
+        self._install_vault(unlock_with_passphrase(self.vault_header, passphrase))
+
+    def unlock_with_recovery_key(self, recovery_key: str) -> None:
+        """Unlock with the recovery key (UnlockFailed when wrong)."""
+        self._install_vault(unlock_with_recovery_key(self.vault_header, recovery_key))
+
+    def lock(self) -> None:
+        """Save derived state, then drop every key and decrypted view from memory."""
+        if self._session is not None:
+            self._session.projector.close()
+        if self._log is not None:
+            self._log.forget_keys()
+        if self._vault is not None:
+            self._vault.lock()
+        self._vault = None
+        self._log = None
+        self._session = None
+
+    @property
+    def unlocked(self) -> bool:
+        """Whether keys are in memory."""
+        return self._vault is not None
+
+    @property
+    def vault(self) -> UnlockedVault:
+        """The unlocked vault (Locked otherwise)."""
+        if self._vault is None:
+            raise Locked("the vault is locked")
+        return self._vault
+
+    @property
+    def log(self) -> EncryptedLog:
+        """The encrypted event log (needs the vault unlocked)."""
+        if self._log is None:
+            raise Locked("the vault is locked")
+        return self._log
+
+    def change_passphrase(self, new_passphrase: str, kdf: KdfParams | None = None) -> None:
+        """Re-wrap K_vault under a new passphrase; no data is re-encrypted."""
+        header = change_passphrase(self.vault_header, self.vault, new_passphrase, kdf)
+        self.store.set_meta(META_VAULT, header.to_bytes())
+
+    def rotate_recovery_key(self) -> str:
+        """Issue a new recovery key; the old one stops working."""
+        header, recovery_key = rotate_recovery_key(self.vault_header, self.vault)
+        self.store.set_meta(META_VAULT, header.to_bytes())
+        return recovery_key
+
+    # -- goals and projects -------------------------------------------------
+
+    @property
+    def session(self) -> _Session:
+        """Derived state and the application layer, opened on first use after unlock."""
+        if self._session is None:
+            self._session = _Session(self.log, self.store_id)
+        return self._session
+
+    def new_id(self) -> str:
+        """A fresh random aggregate id."""
+        return new_id()
+
+    def command_base(
+        self, known_version: int | None, idempotency_key: str | None, aggregate_id: str
+    ) -> CommandBase:
+        """The fields every command carries, filled for a person at this device."""
+        return {
+            "aggregate_id": aggregate_id,
+            "actor": "user",
+            "at": utc_now(),
+            "known_version": known_version,
+            "idempotency_key": idempotency_key,
+        }
+
+    def execute(self, command: Command) -> CommandResult:
+        """Run a command, then bring derived state and goal achievement up to date."""
+        return self.session.execute(command)
+
+    def goal(self, goal_id: str) -> GoalView:
+        """One goal (NotFound otherwise)."""
+        view = self.session.projector.model.goal(goal_id)
+        if view is None:
+            raise NotFound("goal", goal_id)
+        return view
+
+    def project(self, project_id: str) -> ProjectView:
+        """One project (NotFound otherwise)."""
+        view = self.session.projector.model.project(project_id)
+        if view is None:
+            raise NotFound("project", project_id)
+        return view
+
+    def list_goals(self, query: ListGoals) -> list[GoalView]:
+        """Goals matching the filters."""
+        return self.session.projector.model.list_goals(query)
+
+    def list_projects(self, query: ListProjects) -> list[ProjectView]:
+        """Projects matching the filters."""
+        return self.session.projector.model.list_projects(query)
+
+    def search(
+        self, text: str, goals: bool = True, projects: bool = True
+    ) -> tuple[list[GoalView], list[ProjectView]]:
+        """Ranked search over goal summaries and project names and descriptions."""
+        return self.session.projector.search(text, goals, projects)
+
+    def conflicts(self) -> list[dict[str, str]]:
+        """Events skipped because they were invalid at their place in effective order."""
+        return [c.to_json() for c in self.session.projector.model.conflicts()]
+
+    def rebuild(self) -> int:
+        """Drop derived state and replay the whole log; returns the events replayed."""
+        return self.session.rebuild()
+
+    def refresh(self) -> None:
+        """Catch derived state up after writes that bypassed the application (sync)."""
+        if self._session is not None:
+            self._session.after_external_writes()
+
+    # -- status and diagnostics -----------------------------------------------
+
+    def status(self) -> dict[str, object]:
+        """Where things stand; needs no passphrase."""
+        return {
+            "store_id": self.store_id,
+            "device_id": self.device_id,
+            "events": self.store.count_events(),
+            "pending": self.store.count_pending(),
+            "remote": None,
+            "head": None,
+            "cursor": None,
+        }
+
+    def doctor(self) -> list[Check]:
+        """Secret-free checks for support."""
+        return doctor_checks(self.home, self)
+
+
+def doctor_checks(home: Path, client: Client | None, problem: str | None = None) -> list[Check]:
+    """Diagnostics for a home, also when its store cannot be opened (then `problem` says why)."""
+    checks = [
+        Check(
+            "version",
+            True,
+            f"mo-local {__version__}, Python {platform.python_version()}, "
+            f"SQLite {sqlite3.sqlite_version}, {sys.platform}",
+        ),
+        Check("home", home.exists(), str(home)),
+    ]
+    path = database_path(home)
+    if client is None:
+        checks.append(Check("store", False, problem or f"no store at {path}"))
+        holder = EventStore.lock_holder(path)
+        if holder is not None:
+            checks.append(Check("lock", False, f"held by pid {holder}"))
+        return checks
+    store = client.store
+    checks.append(Check("store", True, str(path)))
+    checks.append(Check("schema", True, f"schema version {store.schema_version()}"))
+    try:
+        rows = store.integrity_check()
+        checks.append(
+            Check(
+                "integrity",
+                rows == ["ok"],
+                "ok" if rows == ["ok"] else f"{len(rows)} problem(s) reported by SQLite",
+            )
+        )
+    except StoreError as exc:
+        checks.append(Check("integrity", False, str(exc)))
+    checks.append(
+        Check("events", True, f"{store.count_events()} events, {store.count_pending()} pending")
+    )
+    try:
+        header = client.vault_header
+        weak = is_below_advisory(header.kdf)
+        checks.append(
+            Check(
+                "kdf",
+                not weak,
+                f"Argon2id m={header.kdf.memory_kib} KiB t={header.kdf.iterations} "
+                f"p={header.kdf.parallelism}"
+                + (" (below the advised m=19456, t=2)" if weak else ""),
+                advisory=True,
+            )
+        )
+        checks.append(Check("vault", True, f"vault revision {header.revision}"))
+    except Exception as exc:  # noqa: BLE001 - a broken header is itself the finding
+        checks.append(Check("vault", False, f"vault header unreadable ({type(exc).__name__})"))
+    checks.append(Check("lock", True, "held by this process"))
+    return checks
+
+
+class _Session:
+    """The unlocked working set: application layer, derived state, achievement process."""
+
+    def __init__(self, log: EncryptedLog, store_id: str):
+        self.log = log
+        self.repository = EncryptedRepository(log)
+        self.handler = CommandHandler(self.repository)
+        self.projector = Projector(log.store, log, log.vault, store_id)
+        self.projector.open()
+        self.achievement = GoalAchievement(self.handler, _LiveIndex(self.projector))
+        self.reconcile()
+
+    def execute(self, command: Command) -> CommandResult:
+        model = self.projector.model
+        before: str | None = None
+        if isinstance(command, ProjectCommand):
+            project = model.project(command.aggregate_id)
+            before = project.goal_id if project is not None else None
+        result = self.handler.handle(command)
+        self.projector.catch_up()
+        if isinstance(command, ProjectCommand):
+            project = model.project(command.aggregate_id)
+            goals = [g for g in (before, project.goal_id if project else None) if g]
+            if goals and self.achievement.react(goals):
+                self.projector.catch_up()
+        return result
+
+    def reconcile(self) -> None:
+        """Settle goals whose achieved flag disagrees with their linked projects."""
+        model = self.projector.model
+        wrong = [goal_id for goal_id in model.all_goal_ids() if self._disagrees(goal_id)]
+        if wrong and self.achievement.react(wrong):
+            self.projector.catch_up()
+
+    def _disagrees(self, goal_id: str) -> bool:
+        goal = self.projector.model.goal(goal_id)
+        if goal is None or goal.archived:
+            return False
+        wanted = self.achievement.wanted(goal_id)
+        return wanted is not None and wanted != goal.achieved
+
+    def rebuild(self) -> int:
+        count = self.projector.rebuild()
+        self.projector.save()
+        return count
+
+    def after_external_writes(self) -> None:
+        self.repository.forget_loaded()
+        self.projector.catch_up()
+        self.reconcile()
+
+
+class _LiveIndex:
+    """The achievement process's view of goals: always the projector's current model.
+
+    A rebuild replaces the read model, so holding on to one model would go stale.
+    """
+
+    def __init__(self, projector: Projector):
+        self._projector = projector
+
+    def linked_projects(self, goal_id: str) -> list[tuple[str, str, bool]]:
+        """(project_id, status, archived) of every project linked to the goal."""
+        return self._projector.model.linked_projects(goal_id)
+
+    def all_goal_ids(self) -> list[str]:
+        """Ids of every goal."""
+        return self._projector.model.all_goal_ids()

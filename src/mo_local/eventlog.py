@@ -1,0 +1,291 @@
+"""The encrypted event log: envelopes ⇄ sealed records ⇄ store rows.
+
+This is the one place where the vault, the record format and the local store meet.
+Everything above it (the application's event-log port, projections, sync) sees
+decrypted envelopes; everything below it sees opaque record bytes and the few
+routing columns DESIGN.md §6 allows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import cbor2
+
+from mo_local.crypto import cbor
+from mo_local.crypto.errors import AuthenticationFailed, EncodingError
+from mo_local.crypto.records import (
+    KIND_EVENT,
+    KIND_KEY,
+    Dek,
+    RecordHeader,
+    new_dek,
+    open_event_payload,
+    open_header,
+    open_key_record,
+    seal_event_record,
+    seal_key_record,
+)
+from mo_local.crypto.vault import UnlockedVault
+from mo_local.store.eventstore import EventStore
+from mo_local.store.records import Cursor, NewEvent, StoredEvent
+
+ENVELOPE_FORMAT = 1
+
+
+class EventLogError(Exception):
+    """A record in the local log cannot be used (tampered, or its key is missing)."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The decrypted content of an event record (DESIGN.md §5)."""
+
+    event_type: str
+    payload_version: int
+    data: dict[str, object] = field(repr=False)
+    occurred_at: str
+    actor: str
+    device_id: str
+    causation_id: str | None = None
+    correlation_id: str | None = None
+
+    def to_bytes(self) -> bytes:
+        """Canonical CBOR of the envelope."""
+        return cbor.encode(
+            {
+                "f": ENVELOPE_FORMAT,
+                "type": self.event_type,
+                "pv": self.payload_version,
+                "data": self.data,
+                "at": self.occurred_at,
+                "actor": self.actor,
+                "device": self.device_id,
+                "cause": self.causation_id,
+                "corr": self.correlation_id,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Envelope:
+        """Decode an authenticated envelope.
+
+        The bytes were authenticated by AES-GCM under a key only the user's devices
+        hold, so the fast decoder is used; the structure is still checked.
+        """
+        try:
+            obj = cbor2.loads(data)
+        except Exception as exc:
+            raise EncodingError("event envelope is not valid CBOR") from exc
+        if not isinstance(obj, dict) or obj.get("f") != ENVELOPE_FORMAT:
+            raise EncodingError("unknown event envelope format")
+        try:
+            env = cls(
+                event_type=obj["type"],
+                payload_version=obj["pv"],
+                data=obj["data"],
+                occurred_at=obj["at"],
+                actor=obj["actor"],
+                device_id=obj["device"],
+                causation_id=obj["cause"],
+                correlation_id=obj["corr"],
+            )
+        except KeyError as exc:
+            raise EncodingError("event envelope misses a field") from exc
+        if not (
+            isinstance(env.event_type, str)
+            and isinstance(env.payload_version, int)
+            and isinstance(env.data, dict)
+            and isinstance(env.occurred_at, str)
+        ):
+            raise EncodingError("event envelope has a field of the wrong type")
+        return env
+
+
+@dataclass(frozen=True)
+class OpenedEvent:
+    """A stored event row together with its decrypted envelope."""
+
+    stored: StoredEvent
+    envelope: Envelope
+
+    @property
+    def aggregate_type(self) -> str:
+        """The aggregate type from the routing columns (authenticated by the payload AAD)."""
+        return self.stored.aggregate_type
+
+    @property
+    def aggregate_id(self) -> str:
+        """The aggregate id."""
+        return self.stored.aggregate_id
+
+    @property
+    def version(self) -> int:
+        """The aggregate version this event produced."""
+        return self.stored.version
+
+
+class EncryptedLog:
+    """Seals envelopes into records, appends them, and opens them again."""
+
+    def __init__(self, store: EventStore, vault: UnlockedVault, store_id: str, device_id: str):
+        self.store = store
+        self.vault = vault
+        self.store_id = store_id
+        self.device_id = device_id
+        self._deks_by_id: dict[str, Dek] = {}
+        self._dek_by_aggregate: dict[str, Dek] = {}
+        self.opened = 0  # events decrypted so far (tests count replays with it)
+
+    # -- keys -----------------------------------------------------------------
+
+    def forget_keys(self) -> None:
+        """Drop every DEK this log has installed (part of locking)."""
+        self._deks_by_id.clear()
+        self._dek_by_aggregate.clear()
+
+    def install_key_record(self, row: StoredEvent) -> Dek:
+        """Open a key record and remember its DEK."""
+        header = RecordHeader(KIND_KEY, row.aggregate_type, row.aggregate_id, 0, row.key_id)
+        try:
+            dek = open_key_record(self.vault, self.store_id, row.event_id, header, row.record)
+        except (AuthenticationFailed, EncodingError) as exc:
+            raise EventLogError(f"key record {row.event_id} failed authentication") from exc
+        self._deks_by_id[dek.key_id] = dek
+        self._dek_by_aggregate.setdefault(row.aggregate_id, dek)
+        return dek
+
+    def _dek(self, key_id: str) -> Dek:
+        dek = self._deks_by_id.get(key_id)
+        if dek is None:
+            for row in self.store.key_records():
+                if row.key_id not in self._deks_by_id:
+                    self.install_key_record(row)
+            dek = self._deks_by_id.get(key_id)
+        if dek is None:
+            raise EventLogError(f"no key record for key {key_id}")
+        return dek
+
+    def _aggregate_dek(self, aggregate_type: str, aggregate_id: str) -> tuple[Dek, NewEvent | None]:
+        dek = self._dek_by_aggregate.get(aggregate_id)
+        if dek is not None:
+            return dek, None
+        for row in self.store.key_records(aggregate_id):
+            return self.install_key_record(row), None
+        dek = new_dek()
+        event_id = str(uuid.uuid4())
+        record = seal_key_record(
+            self.vault, self.store_id, event_id, aggregate_type, aggregate_id, dek
+        )
+        key_row = NewEvent(event_id, KIND_KEY, aggregate_type, aggregate_id, 0, dek.key_id, record)
+        return dek, key_row
+
+    # -- writing --------------------------------------------------------------
+
+    def append(
+        self,
+        aggregate_type: str,
+        aggregate_id: str,
+        expected_version: int,
+        envelopes: Sequence[Envelope],
+    ) -> list[StoredEvent]:
+        """Seal and append envelopes to one aggregate atomically (ConcurrencyError if stale)."""
+        dek, key_row = self._aggregate_dek(aggregate_type, aggregate_id)
+        rows: list[NewEvent] = [] if key_row is None else [key_row]
+        for offset, envelope in enumerate(envelopes, start=1):
+            event_id = str(uuid.uuid4())
+            header = RecordHeader(
+                KIND_EVENT, aggregate_type, aggregate_id, expected_version + offset, dek.key_id
+            )
+            record = seal_event_record(
+                self.vault, self.store_id, event_id, header, dek, envelope.to_bytes()
+            )
+            rows.append(
+                NewEvent(
+                    event_id,
+                    KIND_EVENT,
+                    aggregate_type,
+                    aggregate_id,
+                    header.version,
+                    dek.key_id,
+                    record,
+                )
+            )
+        seqs = self.store.append(aggregate_id, expected_version, rows)
+        if key_row is not None:
+            self._deks_by_id[dek.key_id] = dek
+            self._dek_by_aggregate[aggregate_id] = dek
+        return [
+            StoredEvent(
+                seq,
+                None,
+                r.event_id,
+                r.kind,
+                r.aggregate_type,
+                r.aggregate_id,
+                r.version,
+                r.key_id,
+                r.record,
+            )
+            for seq, r in zip(seqs, rows, strict=True)
+            if r.kind == KIND_EVENT
+        ]
+
+    # -- reading --------------------------------------------------------------
+
+    def _payload(self, row: StoredEvent) -> bytes:
+        header = RecordHeader(
+            row.kind, row.aggregate_type, row.aggregate_id, row.version, row.key_id
+        )
+        try:
+            return open_event_payload(
+                self.store_id, row.event_id, header, self._dek(row.key_id), row.record
+            )
+        except (AuthenticationFailed, EncodingError) as exc:
+            raise EventLogError(f"event {row.event_id} failed authentication") from exc
+
+    def open_event(self, row: StoredEvent) -> OpenedEvent:
+        """Decrypt one event row; its routing columns are authenticated by the payload AAD."""
+        payload = self._payload(row)
+        try:
+            envelope = Envelope.from_bytes(payload)
+        except EncodingError as exc:
+            raise EventLogError(f"event {row.event_id} has an unreadable envelope") from exc
+        self.opened += 1
+        return OpenedEvent(row, envelope)
+
+    def verify_header(self, row: StoredEvent) -> RecordHeader:
+        """Open a record's header (used for records from the network, not for local rows)."""
+        try:
+            return open_header(self.vault, self.store_id, row.event_id, row.record)
+        except (AuthenticationFailed, EncodingError) as exc:
+            raise EventLogError(f"record {row.event_id} failed authentication") from exc
+
+    def opened_rows(self, rows: Iterable[StoredEvent]) -> Iterator[OpenedEvent]:
+        """Open event rows, installing key records met on the way."""
+        for row in rows:
+            if row.kind == KIND_KEY:
+                if row.key_id not in self._deks_by_id:
+                    self.install_key_record(row)
+                continue
+            yield self.open_event(row)
+
+    def read_aggregate(self, aggregate_id: str) -> Iterator[OpenedEvent]:
+        """All events of one aggregate in version order."""
+        return self.opened_rows(self.store.read_aggregate(aggregate_id))
+
+    def read_effective(self, after: Cursor | None = None) -> Iterator[OpenedEvent]:
+        """Events in effective order after a cursor (DESIGN.md §6)."""
+        return self.opened_rows(self.store.read_effective_order(after or Cursor()))
+
+    def reseal_for_version(self, row: StoredEvent, new_version: int) -> bytes:
+        """Re-encrypt a pending event for a new version: same event id and plaintext (INV-010)."""
+        payload = self._payload(row)
+        header = RecordHeader(
+            KIND_EVENT, row.aggregate_type, row.aggregate_id, new_version, row.key_id
+        )
+        return seal_event_record(
+            self.vault, self.store_id, row.event_id, header, self._dek(row.key_id), payload
+        )
