@@ -21,6 +21,14 @@ from mo_local.app.commands import Command, ProjectCommand
 from mo_local.app.handlers import CommandHandler
 from mo_local.app.ports import CommandResult
 from mo_local.app.queries import GoalView, ListGoals, ListProjects, ProjectView
+from mo_local.backup import (
+    BackupMismatch,
+    copy_database,
+    database_store_id,
+    open_key_backup,
+    seal_key_backup,
+    write_private_atomically,
+)
 from mo_local.crypto.kdf import DEFAULT_KDF, KdfParams, is_below_advisory
 from mo_local.crypto.vault import (
     UnlockedVault,
@@ -38,6 +46,7 @@ from mo_local.eventlog import EncryptedLog
 from mo_local.repository import EncryptedRepository
 from mo_local.store.errors import StoreError
 from mo_local.store.eventstore import EventStore
+from mo_local.store.records import NewEvent
 
 DB_NAME = "mo.db"
 META_STORE_ID = "store_id"
@@ -59,6 +68,23 @@ class NoStore(ClientError):
 
 class Locked(ClientError):
     """The operation needs the vault unlocked."""
+
+
+class PendingEvents(ClientError):
+    """Local events not yet synced would be lost."""
+
+    def __init__(self, count: int):
+        self.count = count
+        super().__init__(
+            f"{count} local event(s) are not synced and would be lost; "
+            "sync first, or add --force to delete them anyway"
+        )
+
+
+def backup_database(home: Path, out: Path) -> Path:
+    """A consistent copy of a home's database, also while another process holds it."""
+    copy_database(database_path(home), out)
+    return out.resolve()
 
 
 class CommandBase(TypedDict):
@@ -148,6 +174,67 @@ class Client:
             raise
         client = cls(home, store)
         client._install_vault(vault)
+        return client
+
+    @classmethod
+    def restore(
+        cls,
+        home: Path,
+        keys: Path,
+        db: Path | None = None,
+        *,
+        passphrase: str | None = None,
+        recovery_key: str | None = None,
+    ) -> Client:
+        """A new device from a key backup and, optionally, a database backup (DESIGN.md §9).
+
+        Nothing is written to the home until the key backup has been opened and,
+        when given, the database backup shown to belong to the same store.
+        """
+        if database_path(home).exists():
+            raise StoreExists(f"{home} already holds a store")
+        backup = open_key_backup(keys, passphrase=passphrase, recovery_key=recovery_key)
+        try:
+            if db is not None and database_store_id(db) != backup.store_id:
+                raise BackupMismatch(
+                    f"{db} belongs to another store than the key backup {keys}; "
+                    "refusing to mix them"
+                )
+            home.mkdir(parents=True, exist_ok=True)
+            path = database_path(home)
+            if db is not None:
+                copy_database(db, path)
+            store = EventStore.open(path, create=db is None)
+        except BaseException:
+            backup.vault.lock()
+            raise
+        try:
+            with store.transaction():
+                current = store.get_meta(META_VAULT)
+                header = backup.header
+                if current is not None:
+                    in_db = VaultHeader.from_bytes(current)
+                    # An older vault revision never replaces a newer one (DESIGN.md §9).
+                    if in_db.vault_id == header.vault_id and in_db.revision > header.revision:
+                        header = in_db
+                store.set_meta(META_STORE_ID, backup.store_id.encode())
+                store.set_meta(META_DEVICE_ID, str(uuid.uuid4()).encode())
+                store.set_meta(META_VAULT, header.to_bytes())
+                for row in backup.key_records:
+                    if (
+                        store.key_record(row.key_id) is None
+                        and store.get_event(row.event_id) is None
+                    ):
+                        store.append(
+                            row.aggregate_id, store.current_version(row.aggregate_id), [row]
+                        )
+                store.clear_derived()
+        except BaseException:
+            store.close()
+            backup.vault.lock()
+            raise
+        client = cls(home, store)
+        client._install_vault(backup.vault)
         return client
 
     @classmethod
@@ -328,6 +415,32 @@ class Client:
         """Catch derived state up after writes that bypassed the application (sync)."""
         if self._session is not None:
             self._session.after_external_writes()
+
+    # -- backups and wipe -------------------------------------------------------
+
+    def backup_keys(self, out: Path) -> Path:
+        """Write the encrypted key backup (vault header + key records), owner-only, atomic."""
+        keys = [
+            NewEvent(
+                r.event_id, r.kind, r.aggregate_type, r.aggregate_id, r.version, r.key_id, r.record
+            )
+            for r in self.store.key_records()
+        ]
+        write_private_atomically(out, seal_key_backup(self.vault_header, self.vault, keys))
+        return out.resolve()
+
+    def wipe(self, force: bool = False) -> None:
+        """Delete this home's store; refuses while events are pending unless forced."""
+        pending = self.store.count_pending()
+        if pending and not force:
+            raise PendingEvents(pending)
+        self.lock()
+        db = self.store.path
+        for suffix in ("-wal", "-shm", ""):
+            victim = db.with_name(db.name + suffix)
+            victim.unlink(missing_ok=True)
+        self.store.close()
+        self.store.lock_path.unlink(missing_ok=True)
 
     # -- status and diagnostics -----------------------------------------------
 

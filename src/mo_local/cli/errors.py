@@ -7,8 +7,9 @@ import logging
 import sys
 from dataclasses import dataclass
 
+from mo_local.backup import BackupError, BackupMismatch
 from mo_local.cli.context import UsageError
-from mo_local.client import ClientError, Locked, NoStore, StoreExists
+from mo_local.client import ClientError, Locked, NoStore, PendingEvents, StoreExists
 from mo_local.crypto.errors import CryptoError, UnlockFailed, WeakKdfParameters
 from mo_local.domain.errors import ConcurrencyError, Conflict, NotFound, ValidationError
 from mo_local.eventlog import EventLogError
@@ -32,6 +33,12 @@ class Failure:
 
 def classify(exc: BaseException) -> Failure:
     """Map an exception to an exit code and a secret-free message."""
+    if isinstance(exc, BackupMismatch):
+        return Failure(CONFLICT, "backup_mismatch", str(exc), {})
+    if isinstance(exc, BackupError):
+        return Failure(INVALID, "bad_backup", str(exc), {})
+    if isinstance(exc, PendingEvents):
+        return Failure(CONFLICT, "pending_events", str(exc), {"pending": str(exc.count)})
     if isinstance(exc, UsageError):
         return Failure(USAGE, "usage", str(exc), {})
     if isinstance(exc, ValidationError):

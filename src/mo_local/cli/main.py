@@ -9,7 +9,7 @@ import sys
 import click
 import typer
 
-from mo_local.cli import domain_cmds, store_cmds
+from mo_local.cli import domain_cmds, recovery_cmds, store_cmds
 from mo_local.cli.context import UsageError, split_global_flags
 from mo_local.cli.errors import USAGE, classify, report
 
@@ -28,6 +28,7 @@ def build_app() -> typer.Typer:
     )
     store_cmds.register(app)
     domain_cmds.register(app)
+    recovery_cmds.register(app)
     return app
 
 
@@ -44,8 +45,9 @@ def run(argv: list[str]) -> int:
         return USAGE
     app = build_app()
     try:
-        app(args=rest, prog_name="mo", obj=ctx, standalone_mode=False)
-        return 0
+        # Without standalone mode click returns the code of a raised Exit.
+        code = app(args=rest, prog_name="mo", obj=ctx, standalone_mode=False)
+        return code if isinstance(code, int) else 0
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.exceptions.Abort:
