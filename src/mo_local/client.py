@@ -7,6 +7,7 @@ Nothing else in the package builds these objects.
 
 from __future__ import annotations
 
+import os
 import platform
 import sqlite3
 import sys
@@ -47,6 +48,7 @@ from mo_local.repository import EncryptedRepository
 from mo_local.store.errors import StoreError
 from mo_local.store.eventstore import EventStore
 from mo_local.store.records import NewEvent
+from mo_local.sync.session import remote_status
 
 DB_NAME = "mo.db"
 META_STORE_ID = "store_id"
@@ -340,6 +342,18 @@ class Client:
         header = change_passphrase(self.vault_header, self.vault, new_passphrase, kdf)
         self.store.set_meta(META_VAULT, header.to_bytes())
 
+    def adopt_vault_header(self, header: VaultHeader) -> None:
+        """Take a newer vault revision made by another device (checked by the caller).
+
+        Only a header of this very vault with a higher revision is taken, so an
+        older revision never replaces a newer one (DESIGN.md §9).
+        """
+        current = self.vault_header
+        if header.vault_id != current.vault_id or header.store_id != current.store_id:
+            raise ClientError("the offered vault header belongs to another vault")
+        if header.revision > current.revision:
+            self.store.set_meta(META_VAULT, header.to_bytes())
+
     def rotate_recovery_key(self) -> str:
         """Issue a new recovery key; the old one stops working."""
         header, recovery_key = rotate_recovery_key(self.vault_header, self.vault)
@@ -446,14 +460,15 @@ class Client:
 
     def status(self) -> dict[str, object]:
         """Where things stand; needs no passphrase."""
+        remote = remote_status(self.store)
         return {
             "store_id": self.store_id,
             "device_id": self.device_id,
             "events": self.store.count_events(),
             "pending": self.store.count_pending(),
-            "remote": None,
-            "head": None,
-            "cursor": None,
+            "remote": remote.url,
+            "head": remote.last_head if remote.url else None,
+            "cursor": remote.cursor if remote.url else None,
         }
 
     def doctor(self) -> list[Check]:
@@ -512,7 +527,45 @@ def doctor_checks(home: Path, client: Client | None, problem: str | None = None)
         checks.append(Check("vault", True, f"vault revision {header.revision}"))
     except Exception as exc:  # noqa: BLE001 - a broken header is itself the finding
         checks.append(Check("vault", False, f"vault header unreadable ({type(exc).__name__})"))
-    checks.append(Check("lock", True, "held by this process"))
+    checks.append(Check("lock", True, f"held by this process (pid {os.getpid()})"))
+    cached = store.load_derived("readmodel", client.store_id)
+    checks.append(
+        Check(
+            "cache",
+            True,
+            "no cache: the next unlock replays the log"
+            if cached is None
+            else f"encrypted read-model cache at cursor synced={cached[0].synced} "
+            f"committed={cached[0].committed}",
+        )
+    )
+    checks.extend(_sync_checks(store))
+    return checks
+
+
+def _sync_checks(store: EventStore) -> list[Check]:
+    remote = remote_status(store)
+    if remote.url is None:
+        return [Check("sync", True, "no remote configured (local only)", advisory=True)]
+    checks = [
+        Check(
+            "sync",
+            True,
+            f"remote {remote.url}, account {remote.account_id}, logged in: "
+            f"{'yes' if remote.logged_in else 'no'}, cursor {remote.cursor}, "
+            f"last head seen {remote.last_head}, pending {store.count_pending()}",
+        )
+    ]
+    import httpx  # only when a remote exists: keeps `mo` start-up light
+
+    try:
+        response = httpx.get(f"{remote.url}/v1/health", timeout=3.0)
+        reachable = response.status_code == 200
+        detail = f"{remote.url} answered {response.status_code}"
+    except httpx.HTTPError as exc:
+        reachable = False
+        detail = f"{remote.url} unreachable ({type(exc).__name__})"
+    checks.append(Check("remote", reachable, detail, advisory=True))
     return checks
 
 

@@ -15,6 +15,7 @@ from mo_local.domain.errors import ConcurrencyError, Conflict, NotFound, Validat
 from mo_local.eventlog import EventLogError
 from mo_local.store.errors import ConcurrencyError as StoreConcurrencyError
 from mo_local.store.errors import StoreBusy, StoreCorrupt, StoreError
+from mo_local.sync.errors import SyncError
 
 OK, UNEXPECTED, USAGE, INVALID, NOT_FOUND, CONFLICT, AUTH, BUSY, REMOTE = range(9)
 
@@ -33,6 +34,8 @@ class Failure:
 
 def classify(exc: BaseException) -> Failure:
     """Map an exception to an exit code and a secret-free message."""
+    if isinstance(exc, SyncError):
+        return Failure(exc.exit_code, exc.code, str(exc), {})
     if isinstance(exc, BackupMismatch):
         return Failure(CONFLICT, "backup_mismatch", str(exc), {})
     if isinstance(exc, BackupError):

@@ -9,7 +9,7 @@ import sys
 import click
 import typer
 
-from mo_local.cli import domain_cmds, recovery_cmds, store_cmds
+from mo_local.cli import domain_cmds, recovery_cmds, store_cmds, sync_cmds
 from mo_local.cli.context import UsageError, split_global_flags
 from mo_local.cli.errors import USAGE, classify, report
 
@@ -29,6 +29,7 @@ def build_app() -> typer.Typer:
     store_cmds.register(app)
     domain_cmds.register(app)
     recovery_cmds.register(app)
+    sync_cmds.register(app)
     return app
 
 

@@ -1,0 +1,137 @@
+"""The transport's wire format and error mapping, including a misbehaving server.
+
+A server that answers garbage cannot be produced with the real server, so these
+few cases use httpx.MockTransport at that external boundary.
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from mo_local.sync.errors import (
+    AuthRejected,
+    RemoteRefused,
+    RemoteUnreachable,
+    ServerAhead,
+    ServerBehind,
+    VaultConflict,
+)
+from mo_local.sync.transport import (
+    OutgoingRecord,
+    Transport,
+    decode_bytes,
+    encode_bytes,
+    normalise_url,
+)
+
+STORE = "0b8e8f0e-7d0c-4d7e-9a51-2b7b5b0d3c11"
+EVENT = "5a0f7a63-2b9e-4d0b-8f43-1b8e9c0d2e44"
+TOKEN = "tok-3b1c7f0d9e2a4c6b8d0f"
+
+
+def answering(status: int, body: object, seen: list[httpx.Request] | None = None) -> Transport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if seen is not None:
+            seen.append(request)
+        content = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return httpx.Response(status, content=content,
+                              headers={"content-type": "application/problem+json"})
+
+    return Transport("http://sync.test/", httpx.Client(transport=httpx.MockTransport(handler)),
+                     token=TOKEN)
+
+
+def test_base64url_round_trip_without_padding() -> None:
+    for data in (b"", b"\x00", b"\xff\xfe", bytes(range(256))):
+        text = encode_bytes(data)
+        assert "=" not in text and "+" not in text and "/" not in text
+        assert decode_bytes(text) == data
+        assert decode_bytes(text + "=" * (-len(text) % 4)) == data
+
+
+def test_push_sends_base64url_and_the_bearer_token() -> None:
+    seen: list[httpx.Request] = []
+    transport = answering(200, {"head": 7, "assigned": [{"event_id": EVENT, "seq": 7}]}, seen)
+    result = transport.push(STORE, 6, [OutgoingRecord(EVENT, b"\xfb\xff record")])
+    assert result.head == 7 and dict(result.assigned) == {EVENT: 7}
+    [request] = seen
+    assert request.url.path == f"/v1/stores/{STORE}/push"
+    assert request.headers["authorization"] == f"Bearer {TOKEN}"
+    body = json.loads(request.content)
+    assert body == {"expected_head": 6,
+                    "records": [{"event_id": EVENT, "record": encode_bytes(b"\xfb\xff record")}]}
+
+
+@pytest.mark.parametrize(
+    ("status", "problem", "error"),
+    [
+        (401, {"code": "unauthorized"}, AuthRejected),
+        (409, {"code": "server_ahead", "head": 9}, ServerAhead),
+        (409, {"code": "server_behind", "head": 2}, ServerBehind),
+        (409, {"code": "vault_conflict", "revision": 3}, VaultConflict),
+        (409, {"code": "event_id_conflict", "event_id": EVENT}, RemoteRefused),
+        (413, {"code": "too_many_records"}, RemoteRefused),
+        (500, {"code": "internal_error"}, RemoteRefused),
+        (503, {"code": "unavailable"}, RemoteUnreachable),
+    ],
+)
+def test_problems_become_typed_errors(status: int, problem: dict[str, object],
+                                      error: type[Exception]) -> None:
+    transport = answering(status, {"type": "about:blank", "title": "t", "status": status,
+                                   "detail": f"detail mentioning {TOKEN}", **problem})
+    with pytest.raises(error) as info:
+        transport.push(STORE, 0, [OutgoingRecord(EVENT, b"secret record bytes")])
+    text = str(info.value)
+    assert TOKEN not in text and "secret record bytes" not in text
+    if isinstance(info.value, ServerAhead | ServerBehind):
+        assert info.value.head == problem["head"]
+    if isinstance(info.value, RemoteRefused):
+        assert info.value.status == status and info.value.problem_code == problem["code"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        {"records": "nope", "head": 1, "has_more": False},
+        {"records": [{"seq": 1, "event_id": EVENT, "record": "***"}], "head": 1,
+         "has_more": False},
+        {"records": [], "head": -1, "has_more": False},
+        {"records": [], "head": 1, "has_more": "no"},
+        [],
+    ],
+)
+def test_a_malformed_pull_answer_is_refused(body: object) -> None:
+    with pytest.raises(RemoteRefused) as info:
+        answering(200, body).pull(STORE, 0, 10)
+    assert info.value.problem_code == "malformed_response"
+
+
+def test_vault_absent_is_none_but_a_foreign_store_is_an_error() -> None:
+    assert answering(404, {"code": "vault_not_found"}).get_vault(STORE) is None
+    with pytest.raises(RemoteRefused):
+        answering(404, {"code": "store_not_found"}).get_vault(STORE)
+
+
+def test_repr_and_errors_never_show_the_token() -> None:
+    transport = answering(200, {})
+    assert TOKEN not in repr(transport)
+    down = Transport("http://127.0.0.1:9", token=TOKEN)
+    with pytest.raises(RemoteUnreachable) as info:
+        down.whoami()
+    assert TOKEN not in str(info.value)
+    down.close()
+
+
+@pytest.mark.parametrize("url", ["ftp://example.org", "http://", "https://u:p@example.org"])
+def test_bad_server_urls_are_refused(url: str) -> None:
+    with pytest.raises(ValueError) as info:
+        normalise_url(url)
+    assert "p@" not in str(info.value)
+
+
+def test_urls_are_normalised() -> None:
+    assert normalise_url(" https://sync.example.org/base/ ") == "https://sync.example.org/base"
