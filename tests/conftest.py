@@ -28,6 +28,16 @@ def _with_database(url: str, name: str) -> str:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A libpq URL of a database created for this test session and dropped afterwards."""
+    yield from _database()
+
+
+@pytest.fixture
+def fresh_postgres_url() -> Iterator[str]:
+    """A libpq URL of a database created for one test and dropped afterwards."""
+    yield from _database()
+
+
+def _database() -> Iterator[str]:
     import psycopg
 
     admin = _admin_url()

@@ -155,15 +155,28 @@ class Client:
         return client, new.recovery_key
 
     @classmethod
-    def create_from_header(cls, home: Path, header: VaultHeader, passphrase: str) -> Client:
-        """A new device of an existing store (join, restore): unlock the given vault header.
+    def create_from_header(
+        cls,
+        home: Path,
+        header: VaultHeader,
+        passphrase: str | None = None,
+        *,
+        recovery_key: str | None = None,
+    ) -> Client:
+        """A new device of an existing store (join): unlock the given vault header.
 
-        The header is checked by unlocking it before anything is written.
+        The header is checked by unlocking it (with the passphrase, or the recovery
+        key) before anything is written.
         """
         path = database_path(home)
         if path.exists():
             raise StoreExists(f"{home} already holds a store")
-        vault = unlock_with_passphrase(header, passphrase)
+        if recovery_key is not None:
+            vault = unlock_with_recovery_key(header, recovery_key)
+        elif passphrase is not None:
+            vault = unlock_with_passphrase(header, passphrase)
+        else:
+            raise ClientError("joining needs the passphrase or the recovery key")
         home.mkdir(parents=True, exist_ok=True)
         store = EventStore.open(path, create=True)
         try:

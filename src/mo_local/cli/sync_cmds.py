@@ -227,20 +227,35 @@ def register(app: typer.Typer) -> None:
         store: str | None = typer.Option(
             None, "--store", help="The store to join if the account has several."
         ),
+        recovery: bool = typer.Option(
+            False,
+            "--recovery-key",
+            help="Forgot the passphrase: unlock with the recovery key (MO_RECOVERY_KEY) "
+            "and set a new passphrase (MO_NEW_PASSPHRASE), uploaded at the next sync.",
+        ),
     ) -> None:
         """New device: log in, fetch the vault, unlock, pull, rebuild."""
         ctx = _ctx(typer_ctx)
         if database_path(ctx.home).exists():
             raise StoreExists(f"{ctx.home} already holds a store")
-        passphrase = ctx.passphrase()
+        if recovery:
+            recovery_key: str | None = ctx.recovery_key()
+            passphrase = ctx.new_passphrase()
+        else:
+            recovery_key = None
+            passphrase = ctx.passphrase()
         password = ctx.account_password()
 
         def create(header: VaultHeader) -> Client:
+            if recovery_key is not None:
+                return Client.create_from_header(ctx.home, header, recovery_key=recovery_key)
             return Client.create_from_header(ctx.home, header, passphrase)
 
         with _transport(url) as transport, _progress(ctx, "Joining…"):
             client, events = session.join(transport, email, password, create, store)
         ctx._client = client
+        if recovery_key is not None:
+            client.change_passphrase(passphrase)
         client.rebuild()
         ctx.emit(
             {"store_id": client.store_id, "events": events},
