@@ -39,7 +39,7 @@ def _dump(server: Server) -> tuple[dict[str, set[str]], bytes]:
             tables = [r[0] for r in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table'")]
             for table in tables:
-                cur = conn.execute(f'SELECT * FROM "{table}"')  # noqa: S608 - our own names
+                cur = conn.execute(f'SELECT * FROM "{table}"')
                 columns[table] = {d[0] for d in cur.description}
                 for row in cur:
                     chunks.extend(_cell_bytes(c) for c in row)
@@ -56,7 +56,7 @@ def _dump(server: Server) -> tuple[dict[str, set[str]], bytes]:
             tables = [r[0] for r in conn.execute(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
             for table in tables:
-                cur = conn.execute(f'SELECT * FROM "{table}"')  # noqa: S608 - our own names
+                cur = conn.execute(f'SELECT * FROM "{table}"')
                 assert cur.description is not None
                 columns[table] = {d.name for d in cur.description}
                 for row in cur:
