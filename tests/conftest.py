@@ -45,7 +45,9 @@ def _database() -> Iterator[str]:
         conn = psycopg.connect(admin, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
         if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required in CI but unreachable at {urlsplit(admin).netloc}: {exc}")
+            pytest.fail(
+                f"PostgreSQL is required in CI but unreachable at {urlsplit(admin).netloc}: {exc}"
+            )
         pytest.skip(f"PostgreSQL unreachable at {urlsplit(admin).netloc}; set MO_TEST_DATABASE_URL")
     name = f"mo_test_{uuid.uuid4().hex[:12]}"
     with conn:

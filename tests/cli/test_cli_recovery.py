@@ -10,7 +10,6 @@ import textwrap
 from pathlib import Path
 
 import cbor2
-
 from cli_runner import PASSPHRASE, Mo
 
 
