@@ -121,11 +121,3 @@ def test_search_and_get_parameters() -> None:
     assert GetGoal(goal_id.upper()).id == goal_id
     with pytest.raises(ValidationError):
         GetProject("nope")
-
-
-def test_goal_sort_key_orders_by_month_then_priority() -> None:
-    goal, _ = views()
-    maybe = GoalView(**{**goal.__dict__, "priority": "maybe", "id": "b"})
-    must = GoalView(**{**goal.__dict__, "priority": "must", "id": "c"})
-    earlier = GoalView(**{**goal.__dict__, "target_month": "2025-01", "priority": "maybe"})
-    assert sorted([maybe, must, earlier], key=GoalView.sort_key) == [earlier, must, maybe]

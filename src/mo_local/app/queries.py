@@ -13,7 +13,6 @@ from mo_local.domain.errors import ValidationError
 from mo_local.domain.goal import Goal
 from mo_local.domain.project import Project
 from mo_local.domain.values import (
-    Priority,
     parse_id,
     parse_month,
     parse_priority,
@@ -168,10 +167,6 @@ class GoalView:
             "project_ids": list(self.project_ids),
         }
 
-    def sort_key(self) -> tuple[str, int, str, str]:
-        """List order: target month, then higher priority first, then creation."""
-        return (self.target_month, -Priority(self.priority).rank, self.created_at, self.id)
-
 
 @dataclass(frozen=True)
 class MilestoneView:
@@ -239,7 +234,3 @@ class ProjectView:
             "created_at": self.created_at,
             "version": self.version,
         }
-
-    def sort_key(self) -> tuple[str, str, str, str]:
-        """List order: target date, then start date, then creation."""
-        return (self.target_date, self.start_date, self.created_at, self.id)

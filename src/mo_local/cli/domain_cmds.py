@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from mo_local.app import commands as c
-from mo_local.app.queries import ListGoals, ListProjects
+from mo_local.app.queries import ListGoals, ListProjects, Search
 from mo_local.cli import render
 from mo_local.cli.context import Context, UsageError
 from mo_local.client import Client
@@ -380,8 +380,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Search goal summaries and project names and descriptions."""
         ctx = _ctx(typer_ctx)
-        want_goals, want_projects = (goals or not projects), (projects or not goals)
-        found_goals, found_projects = ctx.unlocked().search(text, want_goals, want_projects)
+        # Search validates the text (1–200 characters after trimming) before any unlock.
+        query = Search(text=text, goals=goals or not projects, projects=projects or not goals)
+        found_goals, found_projects = ctx.unlocked().search(query.text, query.goals, query.projects)
         doc = {
             "goals": [g.to_json() for g in found_goals],
             "projects": [p.to_json() for p in found_projects],

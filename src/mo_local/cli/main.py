@@ -6,8 +6,9 @@ import logging
 import os
 import sys
 
-import click
 import typer
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
+from typer.exceptions import Abort, Exit
 
 from mo_local.cli import domain_cmds, recovery_cmds, store_cmds, sync_cmds
 from mo_local.cli.context import UsageError, split_global_flags
@@ -49,12 +50,15 @@ def run(argv: list[str]) -> int:
         # Without standalone mode click returns the code of a raised Exit.
         code = app(args=rest, prog_name="mo", obj=ctx, standalone_mode=False)
         return code if isinstance(code, int) else 0
-    except click.exceptions.Exit as exc:
+    except Exit as exc:
         return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except Abort:
         report(classify(UsageError("aborted")), ctx.json)
         return USAGE
-    except click.exceptions.ClickException as exc:
+    except NoArgsIsHelpError:
+        return USAGE  # the help text was printed already
+    except ClickException as exc:
+        # typer 0.29 vendors click; its parser errors are these, not click's own.
         report(classify(UsageError(exc.format_message())), ctx.json)
         return USAGE
     except Exception as exc:  # noqa: BLE001 - every error becomes an exit code here

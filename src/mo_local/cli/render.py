@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
 def _console() -> Console:
@@ -20,7 +21,8 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) 
     for column in columns:
         grid.add_column(column, overflow="fold")
     for row in rows:
-        grid.add_row(*("" if cell is None else str(cell) for cell in row))
+        # Text, not str: rich would read user text such as "[/b]" as markup and crash.
+        grid.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
     with console.capture() as capture:
         console.print(grid)
     return capture.get()
