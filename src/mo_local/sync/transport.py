@@ -11,9 +11,7 @@ import base64
 import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
-
-import httpx
+from typing import TYPE_CHECKING, Protocol
 
 from mo_local.sync.errors import (
     AuthRejected,
@@ -24,7 +22,13 @@ from mo_local.sync.errors import (
     VaultConflict,
 )
 
-DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+if TYPE_CHECKING:
+    import httpx
+
+# httpx is imported when a transport is made, not when `mo` starts: most commands
+# never talk to a server, and the import costs ~50 ms of every command's start-up.
+DEFAULT_TIMEOUT_SECONDS = 30.0
+CONNECT_TIMEOUT_SECONDS = 10.0
 # A long-poll holds the response open for `wait` seconds; allow that plus slack.
 LONG_POLL_SLACK_SECONDS = 15.0
 # Gateways answering these have not reached the server: worth retrying like a network error.
@@ -121,8 +125,9 @@ def decode_bytes(text: object) -> bytes:
         raise _malformed("bytes field is not a string")
     stripped = text.rstrip("=")
     try:
-        return base64.b64decode(stripped + "=" * (-len(stripped) % 4), altchars=b"-_",
-                                validate=True)
+        return base64.b64decode(
+            stripped + "=" * (-len(stripped) % 4), altchars=b"-_", validate=True
+        )
     except (binascii.Error, ValueError) as exc:
         raise _malformed("bytes field is not base64url") from exc
 
@@ -164,8 +169,16 @@ class Transport:
     """Typed calls of the sync API on one server; holds the session token once logged in."""
 
     def __init__(self, url: str, http: httpx.Client | None = None, token: str | None = None):
+        import httpx
+
         self.url = normalise_url(url)
-        self._http = http if http is not None else httpx.Client(timeout=DEFAULT_TIMEOUT)
+        self._http = (
+            http
+            if http is not None
+            else httpx.Client(
+                timeout=httpx.Timeout(DEFAULT_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)
+            )
+        )
         self._token = token
 
     def __repr__(self) -> str:
@@ -203,6 +216,8 @@ class Transport:
         timeout: httpx.Timeout | None = None,
         auth: bool = True,
     ) -> tuple[int, object]:
+        import httpx
+
         headers = {"Accept": "application/json"}
         if auth and self._token is not None:
             headers["Authorization"] = f"Bearer {self._token}"
@@ -236,14 +251,16 @@ class Transport:
 
     def signup(self, email: str, password: str) -> AuthSession:
         """Create an account; the new session's token is kept for later calls."""
-        _, doc = self._request("POST", "/v1/auth/signup",
-                               body={"email": email, "password": password}, auth=False)
+        _, doc = self._request(
+            "POST", "/v1/auth/signup", body={"email": email, "password": password}, auth=False
+        )
         return self._session(doc)
 
     def login(self, email: str, password: str) -> AuthSession:
         """Log in; the session's token is kept for later calls."""
-        _, doc = self._request("POST", "/v1/auth/login",
-                               body={"email": email, "password": password}, auth=False)
+        _, doc = self._request(
+            "POST", "/v1/auth/login", body={"email": email, "password": password}, auth=False
+        )
         return self._session(doc)
 
     def _session(self, doc: object) -> AuthSession:
@@ -302,8 +319,11 @@ class Transport:
         _, doc = self._request(
             "PUT",
             f"/v1/stores/{store_id}/vault",
-            body={"expected_revision": expected_revision, "revision": revision,
-                  "vault": encode_bytes(blob)},
+            body={
+                "expected_revision": expected_revision,
+                "revision": revision,
+                "vault": encode_bytes(blob),
+            },
         )
         return _int(_object(doc), "revision") if isinstance(doc, dict) else revision
 
@@ -315,8 +335,9 @@ class Transport:
         """Append records after `expected_head` (idempotent per event id on the server)."""
         body = {
             "expected_head": expected_head,
-            "records": [{"event_id": r.event_id, "record": encode_bytes(r.record)}
-                        for r in records],
+            "records": [
+                {"event_id": r.event_id, "record": encode_bytes(r.record)} for r in records
+            ],
         }
         _, doc = self._request("POST", f"/v1/stores/{store_id}/push", body=body)
         obj = _object(doc)
@@ -331,14 +352,16 @@ class Transport:
         params: dict[str, str | int | float] = {"since": since, "limit": limit}
         timeout = None
         if wait > 0:
+            import httpx
+
             params["wait"] = wait
-            timeout = httpx.Timeout(wait + LONG_POLL_SLACK_SECONDS, connect=10.0)
-        _, doc = self._request("GET", f"/v1/stores/{store_id}/pull", params=params,
-                               timeout=timeout)
+            timeout = httpx.Timeout(wait + LONG_POLL_SLACK_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)
+        _, doc = self._request("GET", f"/v1/stores/{store_id}/pull", params=params, timeout=timeout)
         obj = _object(doc)
         records = tuple(
-            PulledRecord(_int(entry, "seq"), _str(entry, "event_id"),
-                         decode_bytes(entry.get("record")))
+            PulledRecord(
+                _int(entry, "seq"), _str(entry, "event_id"), decode_bytes(entry.get("record"))
+            )
             for entry in map(_object, _list(obj.get("records"), "records"))
         )
         has_more = obj.get("has_more")
@@ -349,6 +372,8 @@ class Transport:
 
 def normalise_url(url: str) -> str:
     """The server's base URL without a trailing slash (part of the remembered identity)."""
+    import httpx
+
     parsed = httpx.URL(url.strip())
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise ValueError("the server URL must be http(s)://host[:port][/path]")
