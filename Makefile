@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine: `make run` and `make test`.
-PY ?= python3.11
+PY ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint typecheck contracts pytest bench clean
 
 $(BIN)/python:
-	@command -v $(PY) >/dev/null 2>&1 || { echo "error: $(PY) not found (MO Local needs Python 3.11)"; exit 1; }
+	@$(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
+		{ echo "error: MO Local needs Python 3.11 (set PY=/path/to/python3.11)"; exit 1; }
 	$(PY) -m venv $(VENV)
 
 $(STAMP): $(BIN)/python pyproject.toml requirements/dev.txt
