@@ -150,7 +150,13 @@ def test_inv015_diagnostics_errors_and_debug_logs_are_secret_free(tmp_path: Path
         assert d2("wipe", "--yes", "--json").code == 5
         d1("doctor")
         d1("doctor", "--json")
-        d2("doctor", "--json")
+        report = d2.ok("doctor")
+        assert isinstance(report, dict)
+        checks = {c["name"]: c for c in report["checks"]}
+        assert {"version", "store", "schema", "integrity", "events", "kdf", "vault", "lock",
+                "cache", "sync", "remote"} <= set(checks)
+        assert checks["remote"]["ok"] is True and server.url in checks["sync"]["detail"]
+        assert "pending 2" in checks["sync"]["detail"]  # the new goal: key record + event
         d1("status")
         # What must be clean: diagnostics, every stderr (errors and DEBUG logs) and the
         # server's DEBUG log. Normal stdout shows the user's own data on purpose.
