@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 from mo_local.crypto import cbor
 from mo_local.crypto.errors import CryptoError, EncodingError
 from mo_local.crypto.padding import pad, pad_fixed, unpad, unpad_fixed
-from mo_local.crypto.primitives import Aead, random_bytes
+from mo_local.crypto.primitives import AEAD_OVERHEAD, Aead, random_bytes
 from mo_local.crypto.vault import DEK_SIZE, UnlockedVault
 
 RECORD_FORMAT = 1
@@ -94,39 +94,98 @@ def new_dek() -> Dek:
     return Dek(key_id=str(uuid.uuid4()), key=random_bytes(DEK_SIZE))
 
 
-# The literal maps below list their keys in canonical CBOR order (shorter first,
-# then bytewise) and hold only validated text, bytes and ints, which is what
-# cbor.encode_prechecked requires; tests compare them with cbor.encode.
+# AADs and records are canonical CBOR maps (DESIGN.md §5). They are assembled from
+# precomputed items (cbor.text_item & co.) rather than by a cbor2 call per record:
+# sealing and opening run once per event, and a generic encoder call costs more
+# than the AES-GCM itself. The pieces list the keys in canonical order (shorter
+# first, then bytewise); tests compare the result with cbor.encode of the map.
+
+_V1 = cbor.text_item("v") + cbor.uint_item(RECORD_FORMAT)
+_HEADER_AAD_PREFIX = (
+    cbor.map_head(4) + _V1 + cbor.text_item("part") + cbor.text_item("h")
+    + cbor.text_item("event_id")
+)
+_STORE_ID_KEY = cbor.text_item("store_id")
+_PAYLOAD_AAD_PREFIX = cbor.map_head(9) + _V1 + cbor.text_item("kind")
+_PART_P = cbor.text_item("part") + cbor.text_item("p")
+_KIND_ITEMS = {
+    KIND_EVENT: cbor.text_item(KIND_EVENT) + _PART_P,
+    KIND_KEY: cbor.text_item(KIND_KEY) + _PART_P,
+}
+_KEY_ID_KEY = cbor.text_item("key_id")
+_VERSION_KEY = cbor.text_item("version")
+_EVENT_ID_KEY = cbor.text_item("event_id")
+_AGGREGATE_ID_KEY = cbor.text_item("aggregate_id")
+_AGGREGATE_TYPE_KEY = cbor.text_item("aggregate_type")
+_RECORD_PREFIX = cbor.map_head(3) + cbor.text_item("h")
+_RECORD_P_KEY = cbor.text_item("p")
+_RECORD_SUFFIX = cbor.text_item("v") + cbor.uint_item(RECORD_FORMAT)
 
 
 def _check_ids(store_id: str, event_id: str) -> None:
     # Not validated elsewhere on this path; anything but text (a UUID object, say)
-    # would make cbor2 emit a tag into the AAD.
+    # must not reach the AAD.
     if type(store_id) is not str or type(event_id) is not str:
         raise EncodingError("store id and event id must be text")
 
 
 def _header_aad(store_id: str, event_id: str) -> bytes:
     _check_ids(store_id, event_id)
-    return cbor.encode_prechecked(
-        {"v": RECORD_FORMAT, "part": "h", "event_id": event_id, "store_id": store_id}
+    return b"".join(
+        (
+            _HEADER_AAD_PREFIX,
+            cbor.text_item(event_id),
+            _STORE_ID_KEY,
+            cbor.text_item(store_id),
+        )
+    )
+
+
+def payload_aad(
+    store_id: str,
+    event_id: str,
+    kind: str,
+    aggregate_type: str,
+    aggregate_id: str,
+    version: int,
+    key_id: str,
+) -> bytes:
+    """The payload AAD: canonical CBOR binding store, event, kind, aggregate, version, key."""
+    kind_item = _KIND_ITEMS.get(kind) if type(kind) is str else None
+    if kind_item is None:
+        raise EncodingError("record header: unknown kind")
+    if type(version) is not int or not 0 <= version <= MAX_VERSION:
+        raise EncodingError("record header: version must be a non-negative integer")
+    return b"".join(
+        (
+            _PAYLOAD_AAD_PREFIX,
+            kind_item,
+            _KEY_ID_KEY,
+            cbor.text_item(key_id),
+            _VERSION_KEY,
+            cbor.uint_item(version),
+            _EVENT_ID_KEY,
+            cbor.text_item(event_id),
+            _STORE_ID_KEY,
+            cbor.text_item(store_id),
+            _AGGREGATE_ID_KEY,
+            cbor.text_item(aggregate_id),
+            _AGGREGATE_TYPE_KEY,
+            cbor.text_item(aggregate_type),
+        )
     )
 
 
 def _payload_aad(store_id: str, event_id: str, header: RecordHeader) -> bytes:
     _check_ids(store_id, event_id)
-    return cbor.encode_prechecked(
-        {
-            "v": RECORD_FORMAT,
-            "kind": header.kind,
-            "part": "p",
-            "key_id": header.key_id,
-            "version": header.version,
-            "event_id": event_id,
-            "store_id": store_id,
-            "aggregate_id": header.aggregate_id,
-            "aggregate_type": header.aggregate_type,
-        }
+    return payload_aad(
+        store_id,
+        event_id,
+        header.kind,
+        header.aggregate_type,
+        header.aggregate_id,
+        header.version,
+        header.key_id,
     )
 
 
@@ -153,10 +212,19 @@ def _assemble(
     sealed_header = vault.stream_aead().seal(
         _header_plaintext(header), _header_aad(store_id, event_id)
     )
-    return cbor.encode_prechecked({"h": sealed_header, "p": payload_ciphertext, "v": RECORD_FORMAT})
+    return b"".join(
+        (
+            _RECORD_PREFIX,
+            cbor.bytes_item(sealed_header),
+            _RECORD_P_KEY,
+            cbor.bytes_item(payload_ciphertext),
+            _RECORD_SUFFIX,
+        )
+    )
 
 
 def _split(record: bytes) -> tuple[bytes, bytes]:
+    """Strict split: the generic canonical decoder, for records from the network."""
     value = cbor.decode(record, max_size=MAX_RECORD_SIZE, max_depth=1)
     if isinstance(value, dict) and "v" in value and value["v"] != RECORD_FORMAT:
         raise EncodingError("record: unsupported format version")
@@ -164,6 +232,44 @@ def _split(record: bytes) -> tuple[bytes, bytes]:
     if cbor.field_int(fields, "v", "record") != RECORD_FORMAT:
         raise EncodingError("record: unsupported format version")
     return cbor.field_bytes(fields, "h", "record"), cbor.field_bytes(fields, "p", "record")
+
+
+# Every record _assemble makes starts with these bytes: the map head, "h", and the
+# head of the fixed-size header ciphertext (INV-016); "p" follows that ciphertext.
+_SEALED_HEADER_SIZE = HEADER_PLAINTEXT_SIZE + AEAD_OVERHEAD
+_STANDARD_PREFIX = _RECORD_PREFIX + cbor.bytes_head(_SEALED_HEADER_SIZE)
+_P_KEY_OFFSET = len(_STANDARD_PREFIX) + _SEALED_HEADER_SIZE
+_P_ITEM_OFFSET = _P_KEY_OFFSET + len(_RECORD_P_KEY)
+
+
+def _stored_payload(record: bytes) -> bytes:
+    """The sealed payload of a record read from the local store, split in place.
+
+    Accepts exactly the bytes ``_assemble`` produces — the canonical CBOR map
+    {"h": 284-byte header ciphertext, "p": bytes, "v": 1}, every head in its
+    shortest form — and hands anything else to the strict ``_split``, which
+    accepts nothing more (tests check that both agree). Either way the payload
+    is authenticated by AES-GCM, with its AAD, before any plaintext is used.
+    """
+    end = len(record) - len(_RECORD_SUFFIX)
+    if (
+        len(record) <= MAX_RECORD_SIZE
+        and record.startswith(_STANDARD_PREFIX)
+        and record.startswith(_RECORD_P_KEY, _P_KEY_OFFSET)
+        and record.endswith(_RECORD_SUFFIX)
+    ):
+        # Payloads are padded to at least a few hundred bytes, so their head is
+        # almost always 0x59 + a two-byte length; other sizes take the general way.
+        if record[_P_ITEM_OFFSET] == 0x59:
+            start = _P_ITEM_OFFSET + 3
+            length = int.from_bytes(record[_P_ITEM_OFFSET + 1 : start], "big")
+            if length >= 0x100 and start + length == end:
+                return record[start:end]
+        else:
+            payload = cbor.split_bytes_item(record, _P_ITEM_OFFSET)
+            if payload is not None and payload[1] == end:
+                return payload[0]
+    return _split(record)[1]
 
 
 def seal_event_record(
@@ -226,6 +332,95 @@ def open_event_payload(
     """Decrypt an event's payload and return the unpadded envelope bytes."""
     _, sealed_payload = _split(record)
     return unpad(dek._aead.open(sealed_payload, _payload_aad(store_id, event_id, header)))
+
+
+class StoredRouting(Protocol):
+    """The routing columns and record bytes of a stored row (the store's StoredEvent)."""
+
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def aggregate_type(self) -> str: ...
+    @property
+    def aggregate_id(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def key_id(self) -> str: ...
+    @property
+    def record(self) -> bytes: ...
+
+
+class StoredEventOpener:
+    """Opens the payloads of one store's locally stored event rows: the replay hot path.
+
+    The same AES-GCM check with the same AAD as ``open_event_payload`` (INV-013);
+    what differs is the cost. The record is split in place, and the AAD is
+    assembled from canonical pieces cached per (kind, key, aggregate): only
+    the version and the event id are encoded per event.
+    """
+
+    __slots__ = ("_parts", "_store_item")
+    _MAX_CACHED = 4096  # aggregates; the cache is dropped when full (keeps memory bounded)
+
+    def __init__(self, store_id: str) -> None:
+        """Bind the opener to ``store_id``."""
+        self._store_item = _STORE_ID_KEY + cbor.text_item(store_id)
+        self._parts: dict[tuple[str, str, str, str], tuple[bytes, bytes]] = {}
+
+    def _aad_parts(
+        self, kind: str, key_id: str, aggregate_id: str, aggregate_type: str
+    ) -> tuple[bytes, bytes]:
+        kind_item = _KIND_ITEMS.get(kind) if type(kind) is str else None
+        if kind_item is None:
+            raise EncodingError("record header: unknown kind")
+        before = b"".join(
+            (_PAYLOAD_AAD_PREFIX, kind_item, _KEY_ID_KEY, cbor.text_item(key_id), _VERSION_KEY)
+        )
+        after = b"".join(
+            (
+                self._store_item,
+                _AGGREGATE_ID_KEY,
+                cbor.text_item(aggregate_id),
+                _AGGREGATE_TYPE_KEY,
+                cbor.text_item(aggregate_type),
+            )
+        )
+        if len(self._parts) >= self._MAX_CACHED:
+            self._parts.clear()
+        self._parts[(kind, key_id, aggregate_id, aggregate_type)] = (before, after)
+        return before, after
+
+    def aad(self, row: StoredRouting) -> bytes:
+        """The payload AAD of ``row``: byte for byte ``payload_aad`` of its columns."""
+        parts = self._parts.get((row.kind, row.key_id, row.aggregate_id, row.aggregate_type))
+        if parts is None:
+            parts = self._aad_parts(row.kind, row.key_id, row.aggregate_id, row.aggregate_type)
+        version = row.version
+        if type(version) is not int or not 0 <= version <= MAX_VERSION:
+            raise EncodingError("record header: version must be a non-negative integer")
+        return b"".join(
+            (
+                parts[0],
+                cbor.uint_item(version),
+                _EVENT_ID_KEY,
+                cbor.text_item(row.event_id),
+                parts[1],
+            )
+        )
+
+    def open(self, row: StoredRouting, dek: Dek) -> bytes:
+        """Decrypt ``row``'s payload and return the unpadded envelope bytes."""
+        return unpad(dek._aead.open(_stored_payload(row.record), self.aad(row)))
+
+    def open_key_record(self, vault: UnlockedVault, row: StoredRouting) -> Dek:
+        """Unwrap the DEK of a locally stored key record (the AAD of ``open_key_record``)."""
+        if row.kind != KIND_KEY:
+            raise CryptoError("not a key record")
+        key = vault.unwrap_dek(_stored_payload(row.record), self.aad(row))
+        return Dek(key_id=row.key_id, key=key)
 
 
 def open_key_record(

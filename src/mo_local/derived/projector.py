@@ -100,7 +100,8 @@ class Projector:
         self.rebuilds += 1
         self._install(ReadModel(), Cursor())
         applied = self._replay()
-        self.save()
+        if self._unsaved or not applied:
+            self.save()  # unless the replay's last periodic save already holds this state
         return applied
 
     def save(self) -> None:
@@ -125,17 +126,27 @@ class Projector:
 
     def _replay(self) -> int:
         apply = self._model.apply
-        advance = EventStore.advance
-        cursor = self._cursor
+        # The cursor's two sequences as plain ints: a Cursor per event (what
+        # EventStore.advance returns) would be a sizeable share of a replay.
+        synced, committed = self._cursor.synced, self._cursor.committed
         applied = 0
-        for opened in self._log.read_effective(after=cursor):
-            apply(opened)
-            cursor = advance(cursor, opened.stored)
-            applied += 1
-            self._unsaved += 1
-            if self._unsaved >= self._save_every:
-                # Pages are fetched whole, so writing here does not disturb the read.
-                self._cursor = cursor
-                self.save()
-        self._cursor = cursor
+        try:
+            for opened in self._log.read_effective(after=self._cursor):
+                apply(opened)
+                stored = opened.stored
+                global_seq = stored.global_seq
+                if global_seq is None:
+                    if stored.commit_seq > committed:
+                        committed = stored.commit_seq
+                elif global_seq > synced:
+                    synced = global_seq
+                applied += 1
+                self._unsaved += 1
+                if self._unsaved >= self._save_every:
+                    # Pages are fetched whole, so writing here does not disturb the read.
+                    self._cursor = Cursor(synced, committed)
+                    self.save()
+        finally:
+            # Also when an event fails to open: the cursor covers what was applied.
+            self._cursor = Cursor(synced, committed)
         return applied

@@ -96,14 +96,19 @@ def encode_snapshot(model: ReadModel) -> bytes:
     return bytes(cbor2.dumps(body, canonical=True))
 
 
-def _goal(row: list[object]) -> tuple[str, Entry]:
+def _goal(row: list[object], months: dict[tuple[int, int], TargetMonth]) -> tuple[str, Entry]:
     gid, version, summary, slice_, priority, year, month, created, achieved, archived = row
+    key = (_int(year), _int(month))
+    target_month = months.get(key)
+    if target_month is None:
+        # Few distinct months among many goals: each is built (and validated) once.
+        target_month = months[key] = TargetMonth(*key)
     goal = Goal(
         id=_text(gid),
         summary=_text(summary),
         slice=_SLICES[_text(slice_)],
         priority=_PRIORITIES[_text(priority)],
-        target_month=TargetMonth(_int(year), _int(month)),
+        target_month=target_month,
         created_at=_text(created),
         achieved_at=_opt_text(achieved),
         archived_at=_opt_text(archived),
@@ -173,7 +178,13 @@ def decode_snapshot(data: bytes) -> ReadModel:
         raise SnapshotError("unknown or unreadable snapshot format")
     try:
         entries: dict[str, Entry] = {}
-        for key, build in (("goals", _goal), ("projects", _project), ("others", _other)):
+        months: dict[tuple[int, int], TargetMonth] = {}
+        for row in _rows(body["goals"]):
+            aggregate_id, entry = _goal(row, months)
+            entries[aggregate_id] = entry
+        if len(entries) != len(body["goals"]):
+            raise SnapshotError("snapshot lists an aggregate twice")
+        for key, build in (("projects", _project), ("others", _other)):
             for row in _rows(body[key]):
                 aggregate_id, entry = build(row)
                 if aggregate_id in entries:

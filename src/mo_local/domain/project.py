@@ -104,24 +104,25 @@ def evolve_project(state: Project | None, event: DomainEvent) -> Project:
             is_conflict=not isinstance(event, ProjectArchived),
             message="project is archived",
         )
-    return replace(_apply_change(state, event), updated_at=event.at)
+    return _apply_change(state, event)
 
 
 def _apply_change(state: Project, event: ProjectEvent) -> Project:
+    # Every change also sets updated_at; one replace per event, not two.
     if isinstance(event, ProjectStatusTransitioned):
         if event.status == state.status:
             raise _unchanged("status")
-        return replace(state, status=event.status)
+        return replace(state, status=event.status, updated_at=event.at)
     if isinstance(event, ProjectRescheduled):
         return _reschedule(state, event)
     if isinstance(event, ProjectRenamed):
         if event.name == state.name:
             raise _unchanged("name")
-        return replace(state, name=event.name)
+        return replace(state, name=event.name, updated_at=event.at)
     if isinstance(event, ProjectDescribed):
         if event.description == state.description:
             raise _unchanged("description")
-        return replace(state, description=event.description)
+        return replace(state, description=event.description, updated_at=event.at)
     if isinstance(event, ProjectGoalAdded | ProjectGoalRemoved):
         return _relink(state, event)
     if isinstance(
@@ -133,7 +134,7 @@ def _apply_change(state: Project, event: ProjectEvent) -> Project:
     ):
         return _change_milestone(state, event)
     if isinstance(event, ProjectArchived):
-        return replace(state, archived_at=event.at)
+        return replace(state, archived_at=event.at, updated_at=event.at)
     raise EventRejected("unknown project event", field="event")
 
 
@@ -149,7 +150,9 @@ def _reschedule(state: Project, event: ProjectRescheduled) -> Project:
             raise EventRejected("milestone outside dates", field="start_date", message=_KEEP_RULE)
         if milestone.target_date > event.target_date:
             raise EventRejected("milestone outside dates", field="target_date", message=_KEEP_RULE)
-    return replace(state, start_date=event.start_date, target_date=event.target_date)
+    return replace(
+        state, start_date=event.start_date, target_date=event.target_date, updated_at=event.at
+    )
 
 
 def _relink(state: Project, event: ProjectGoalAdded | ProjectGoalRemoved) -> Project:
@@ -160,7 +163,7 @@ def _relink(state: Project, event: ProjectGoalAdded | ProjectGoalRemoved) -> Pro
             raise EventRejected(
                 "project linked", field="goal_id", message="project is already linked to a goal"
             )
-        return replace(state, goal_id=event.goal_id)
+        return replace(state, goal_id=event.goal_id, updated_at=event.at)
     if state.goal_id is None:
         raise EventRejected(
             "project not linked",
@@ -172,7 +175,7 @@ def _relink(state: Project, event: ProjectGoalAdded | ProjectGoalRemoved) -> Pro
         raise EventRejected(
             "linked to another goal", field="goal_id", message="project is linked to another goal"
         )
-    return replace(state, goal_id=None)
+    return replace(state, goal_id=None, updated_at=event.at)
 
 
 def _inside(state: Project, day: date) -> bool:
@@ -197,7 +200,7 @@ def _change_milestone(
                 "milestone outside dates", field="target_date", message=_MILESTONE_RULE
             )
         added = Milestone(event.milestone_id, event.name, event.target_date)
-        return replace(state, milestones=(*state.milestones, added))
+        return replace(state, milestones=(*state.milestones, added), updated_at=event.at)
     if current is None:
         raise EventRejected(
             "milestone missing", field="milestone_id", message="milestone does not exist"
@@ -224,7 +227,7 @@ def _change_milestone(
     else:
         changed = replace(current, archived=True)
     milestones = tuple(changed if m.id == current.id else m for m in state.milestones)
-    return replace(state, milestones=milestones)
+    return replace(state, milestones=milestones, updated_at=event.at)
 
 
 def _checked(state: Project | None, events: list[ProjectEvent]) -> list[DomainEvent]:

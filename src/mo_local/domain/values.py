@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from functools import lru_cache
 
 from mo_local.domain.errors import ValidationError
 
@@ -64,6 +65,19 @@ _UUID4_RE = re.compile(
 )
 _TIMESTAMP_RULE = "must be an ISO-8601 timestamp with a UTC offset, year 2000–2999"
 
+# Fast paths for values already in canonical form, which is how every stored event
+# holds them: each accepts only input for which the full parser would return the
+# input itself (or the same member), so results never differ; anything else takes
+# the full parser. Replays decode every event, hence the care.
+_CANONICAL_UUID4_RE = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+)
+_CANONICAL_MONTH_RE = re.compile(r"2[0-9]{3}-[0-9]{2}")
+# Year 2000–2999 by the pattern; fromisoformat then checks the calendar and clock.
+_CANONICAL_TIMESTAMP_RE = re.compile(
+    r"2[0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z"
+)
+
 
 @dataclass(frozen=True, order=True)
 class TargetMonth:
@@ -87,8 +101,15 @@ def _one_of(values: list[str]) -> str:
     return "must be one of " + ", ".join(values)
 
 
+_SLICES: dict[str, Slice] = {s.value: s for s in Slice}
+_PRIORITIES: dict[str, Priority] = {p.value: p for p in Priority}
+_STATUSES: dict[str, ProjectStatus] = {s.value: s for s in ProjectStatus}
+
+
 def parse_slice(raw: object, field: str = "slice") -> Slice:
     """A slice from any letter case, e.g. 'health' → Slice.HEALTH."""
+    if type(raw) is str and (exact := _SLICES.get(raw)) is not None:
+        return exact
     if isinstance(raw, str):
         wanted = raw.strip().casefold()
         for candidate in Slice:
@@ -99,6 +120,8 @@ def parse_slice(raw: object, field: str = "slice") -> Slice:
 
 def parse_priority(raw: object, field: str = "priority") -> Priority:
     """A priority from any letter case: must, should or maybe."""
+    if type(raw) is str and (exact := _PRIORITIES.get(raw)) is not None:
+        return exact
     if isinstance(raw, str):
         wanted = raw.strip().casefold()
         for candidate in Priority:
@@ -109,6 +132,8 @@ def parse_priority(raw: object, field: str = "priority") -> Priority:
 
 def parse_status(raw: object, field: str = "status") -> ProjectStatus:
     """A project status: planned, in_progress, completed or canceled."""
+    if type(raw) is str and (exact := _STATUSES.get(raw)) is not None:
+        return exact
     if isinstance(raw, str):
         wanted = raw.strip().casefold()
         for candidate in ProjectStatus:
@@ -119,6 +144,10 @@ def parse_status(raw: object, field: str = "status") -> ProjectStatus:
 
 def parse_month(raw: object, field: str = "target_month") -> TargetMonth:
     """A target month from `YYYY-MM`."""
+    if type(raw) is str and _CANONICAL_MONTH_RE.fullmatch(raw) is not None:
+        known = _canonical_month(raw)
+        if known is not None:
+            return known
     if isinstance(raw, str):
         match = _MONTH_RE.match(raw.strip())
         if match:
@@ -126,6 +155,14 @@ def parse_month(raw: object, field: str = "target_month") -> TargetMonth:
             if YEAR_MIN <= year <= YEAR_MAX and 1 <= month <= 12:
                 return TargetMonth(year, month)
     raise ValidationError.of(field, _MONTH_RULE)
+
+
+# Only text matching _CANONICAL_MONTH_RE gets here (at most 10,000 distinct strings);
+# an LRU of 4,096 keeps the months in use without holding all of them.
+@lru_cache(maxsize=4096)
+def _canonical_month(text: str) -> TargetMonth | None:
+    year, month = int(text[:4]), int(text[5:])
+    return TargetMonth(year, month) if 1 <= month <= 12 else None
 
 
 def parse_date(raw: object, field: str = "target_date") -> date:
@@ -171,6 +208,8 @@ def parse_description(raw: object, field: str = "description") -> str:
 
 def parse_id(raw: object, field: str = "id") -> str:
     """A UUIDv4 in canonical lowercase form."""
+    if type(raw) is str and _CANONICAL_UUID4_RE.fullmatch(raw) is not None:
+        return raw
     if isinstance(raw, str):
         text = raw.strip()
         if _UUID4_RE.match(text):
@@ -190,6 +229,13 @@ def new_id() -> str:
 
 def parse_timestamp(raw: object, field: str = "at") -> str:
     """An ISO-8601 timestamp with a UTC offset, as canonical `...T..:..:..ffffffZ`."""
+    if type(raw) is str and _CANONICAL_TIMESTAMP_RE.fullmatch(raw) is not None:
+        try:
+            datetime.fromisoformat(raw)
+        except ValueError:
+            pass  # e.g. 2025-02-30: the full parser below refuses it
+        else:
+            return raw
     if isinstance(raw, str) and 0 < len(raw) <= 64:
         try:
             parsed = datetime.fromisoformat(raw.strip())

@@ -6,6 +6,7 @@ the transaction and the error translation.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
@@ -65,13 +66,11 @@ def paginate(
         # Each page is fetched whole before yielding, so a caller may write
         # between items without disturbing a half-read statement.
         rows = conn.execute(sql, {**params, "after": after, "limit": batch_size}).fetchall()
-        event: StoredEvent | None = None
-        for row in rows:
-            event = stored_event(tuple(row))
-            yield event
-        if event is None or len(rows) < batch_size:
+        events = [stored_event(row) for row in rows]
+        yield from events
+        if len(events) < batch_size:
             return
-        after = key(event)
+        after = key(events[-1])
 
 
 def current_version(conn: sqlite3.Connection, aggregate_id: str) -> int:
@@ -101,9 +100,18 @@ def _version_holder(conn: sqlite3.Connection, aggregate_id: str, version: int) -
     return str(row[0]) if row is not None else None
 
 
+def _first_existing(conn: sqlite3.Connection, event_ids: Sequence[str]) -> str | None:
+    """The first of `event_ids` already in the log (one indexed query for a whole batch)."""
+    row = conn.execute(
+        "SELECT e.event_id FROM json_each(?) j CROSS JOIN events e ON e.event_id = j.value"
+        " ORDER BY j.key LIMIT 1",
+        (json.dumps(list(event_ids)),),
+    ).fetchone()
+    return str(row[0]) if row is not None else None
+
+
 def _insert(conn: sqlite3.Connection, event: NewEvent) -> int:
-    if _event_exists(conn, event.event_id):
-        raise DuplicateEvent(event.event_id)
+    """Insert one row; the caller has checked that its event id is new."""
     if event.kind == KIND_KEY:
         taken = conn.execute("SELECT 1 FROM keys WHERE key_id = ?", (event.key_id,)).fetchone()
         if taken is not None:
@@ -155,6 +163,15 @@ def append(
     actual = current_version(conn, aggregate_id)
     if actual != expected_version:
         raise ConcurrencyError(aggregate_id, expected_version, actual)
+    event_ids = [event.event_id for event in events]
+    seen: set[str] = set()
+    for event_id in event_ids:
+        if event_id in seen:
+            raise DuplicateEvent(event_id)
+        seen.add(event_id)
+    existing = _first_existing(conn, event_ids)
+    if existing is not None:
+        raise DuplicateEvent(existing)
     return [_insert(conn, event) for event in events]
 
 
