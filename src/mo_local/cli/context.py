@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import platformdirs
+import typer
 
 from mo_local.client import Client
 
@@ -102,6 +103,13 @@ class Context:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def current(typer_ctx: typer.Context) -> Context:
+    """The global Context of the running `mo` command (set up by `cli.main.run`)."""
+    obj = typer_ctx.find_root().obj
+    assert isinstance(obj, Context)
+    return obj
 
 
 def prompt_secret(prompt: str) -> str:

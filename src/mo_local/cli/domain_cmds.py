@@ -7,19 +7,13 @@ import typer
 from mo_local.app import commands as c
 from mo_local.app.queries import ListGoals, ListProjects, Search
 from mo_local.cli import render
-from mo_local.cli.context import Context, UsageError
+from mo_local.cli.context import Context, UsageError, current
 from mo_local.client import Client
 
 EXPECT = typer.Option(None, "--expect-version", help="Fail with exit 5 unless this is the version.")
 IDEMPOTENCY = typer.Option(
     None, "--idempotency-key", help="Retry-safe key: the same key and command run at most once."
 )
-
-
-def _ctx(typer_ctx: typer.Context) -> Context:
-    obj = typer_ctx.find_root().obj
-    assert isinstance(obj, Context)
-    return obj
 
 
 def _goal_out(ctx: Context, client: Client, goal_id: str) -> None:
@@ -53,7 +47,7 @@ def register(app: typer.Typer) -> None:
         idempotency_key: str | None = IDEMPOTENCY,
     ) -> None:
         """Add a goal."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         client = ctx.unlocked()
         result = client.execute(
             c.CreateGoal(
@@ -78,7 +72,7 @@ def register(app: typer.Typer) -> None:
         all: bool = typer.Option(False, "--all", help="Include archived goals."),
     ) -> None:
         """List goals (archived hidden unless --all)."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         goals = [
             g.to_json()
             for g in ctx.unlocked().list_goals(
@@ -90,7 +84,7 @@ def register(app: typer.Typer) -> None:
     @goal.command("show")
     def goal_show(typer_ctx: typer.Context, goal_id: str) -> None:
         """Show one goal."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         _goal_out(ctx, ctx.unlocked(), goal_id)
 
     @goal.command("edit")
@@ -105,7 +99,7 @@ def register(app: typer.Typer) -> None:
         idempotency_key: str | None = IDEMPOTENCY,
     ) -> None:
         """Change a goal's summary, slice, priority or month."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         if summary is None and slice is None and priority is None and month is None:
             raise UsageError("nothing to change: give --summary, --slice, --priority or --month")
         client = ctx.unlocked()
@@ -127,7 +121,7 @@ def register(app: typer.Typer) -> None:
             expect_version: int | None = EXPECT,
             idempotency_key: str | None = IDEMPOTENCY,
         ) -> None:
-            ctx = _ctx(typer_ctx)
+            ctx = current(typer_ctx)
             client = ctx.unlocked()
             client.execute(kind(**client.command_base(expect_version, idempotency_key, goal_id)))
             _goal_out(ctx, client, goal_id)
@@ -152,7 +146,7 @@ def register(app: typer.Typer) -> None:
         idempotency_key: str | None = IDEMPOTENCY,
     ) -> None:
         """Add a project, optionally linked to a goal."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         client = ctx.unlocked()
         result = client.execute(
             c.CreateProject(
@@ -178,7 +172,7 @@ def register(app: typer.Typer) -> None:
         all: bool = typer.Option(False, "--all", help="Include archived projects."),
     ) -> None:
         """List projects (archived hidden unless --all)."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         if goal_id is not None and unlinked:
             raise UsageError("--goal and --unlinked exclude each other")
         projects = [
@@ -194,7 +188,7 @@ def register(app: typer.Typer) -> None:
     @project.command("show")
     def project_show(typer_ctx: typer.Context, project_id: str) -> None:
         """Show one project with its milestones."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         _project_out(ctx, ctx.unlocked(), project_id)
 
     @project.command("edit")
@@ -209,7 +203,7 @@ def register(app: typer.Typer) -> None:
         idempotency_key: str | None = IDEMPOTENCY,
     ) -> None:
         """Rename, describe or reschedule a project (--start and --target go together)."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         if (start is None) != (target is None):
             raise UsageError("--start and --target go together")
         if name is None and description is None and start is None:
@@ -235,7 +229,7 @@ def register(app: typer.Typer) -> None:
         idempotency_key: str | None = IDEMPOTENCY,
     ) -> None:
         """Move a project to planned, in_progress, completed or canceled."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         client = ctx.unlocked()
         client.execute(
             c.TransitionProjectStatus(
@@ -253,7 +247,7 @@ def register(app: typer.Typer) -> None:
         idempotency_key: str | None = IDEMPOTENCY,
     ) -> None:
         """Link a project to a goal (moves it when already linked)."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         client = ctx.unlocked()
         client.execute(
             c.LinkProjectToGoal(
@@ -269,7 +263,7 @@ def register(app: typer.Typer) -> None:
             expect_version: int | None = EXPECT,
             idempotency_key: str | None = IDEMPOTENCY,
         ) -> None:
-            ctx = _ctx(typer_ctx)
+            ctx = current(typer_ctx)
             client = ctx.unlocked()
             client.execute(kind(**client.command_base(expect_version, idempotency_key, project_id)))
             _project_out(ctx, client, project_id)
@@ -294,7 +288,7 @@ def register(app: typer.Typer) -> None:
         idempotency_key: str | None = IDEMPOTENCY,
     ) -> None:
         """Add a milestone dated within the project's dates."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         client = ctx.unlocked()
         result = client.execute(
             c.AddMilestone(
@@ -318,7 +312,7 @@ def register(app: typer.Typer) -> None:
         idempotency_key: str | None = IDEMPOTENCY,
     ) -> None:
         """Rename a milestone."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         client = ctx.unlocked()
         client.execute(
             c.RenameMilestone(
@@ -339,7 +333,7 @@ def register(app: typer.Typer) -> None:
         idempotency_key: str | None = IDEMPOTENCY,
     ) -> None:
         """Move a milestone to another date within the project's dates."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         client = ctx.unlocked()
         client.execute(
             c.RescheduleMilestone(
@@ -359,7 +353,7 @@ def register(app: typer.Typer) -> None:
         idempotency_key: str | None = IDEMPOTENCY,
     ) -> None:
         """Archive a milestone."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         client = ctx.unlocked()
         client.execute(
             c.ArchiveMilestone(
@@ -379,7 +373,7 @@ def register(app: typer.Typer) -> None:
         projects: bool = typer.Option(False, "--projects", help="Only projects."),
     ) -> None:
         """Search goal summaries and project names and descriptions."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         # Search validates the text (1–200 characters after trimming) before any unlock.
         query = Search(text=text, goals=goals or not projects, projects=projects or not goals)
         found_goals, found_projects = ctx.unlocked().search(query.text, query.goals, query.projects)
@@ -392,14 +386,14 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def rebuild(typer_ctx: typer.Context) -> None:
         """Drop derived state and replay the log."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         events = ctx.unlocked().rebuild()
         ctx.emit({"events": events}, f"Rebuilt derived state from {events} events.")
 
     @app.command()
     def conflicts(typer_ctx: typer.Context) -> None:
         """Events skipped because they were invalid at their place in the merged history."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         rows = ctx.unlocked().conflicts()
         ctx.emit(
             rows,

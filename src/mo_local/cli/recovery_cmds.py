@@ -6,14 +6,8 @@ from pathlib import Path
 
 import typer
 
-from mo_local.cli.context import Context, UsageError
+from mo_local.cli.context import UsageError, current
 from mo_local.client import Client, NoStore, backup_database, database_path
-
-
-def _ctx(typer_ctx: typer.Context) -> Context:
-    obj = typer_ctx.find_root().obj
-    assert isinstance(obj, Context)
-    return obj
 
 
 def register(app: typer.Typer) -> None:
@@ -26,7 +20,7 @@ def register(app: typer.Typer) -> None:
         typer_ctx: typer.Context, out: Path = typer.Option(..., "--out", help="File to write.")
     ) -> None:
         """Write an encrypted key backup (opens with the passphrase or recovery key)."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         path = ctx.unlocked().backup_keys(out)
         ctx.emit({"path": str(path)}, f"Key backup written to {path} (owner-only).")
 
@@ -35,7 +29,7 @@ def register(app: typer.Typer) -> None:
         typer_ctx: typer.Context, out: Path = typer.Option(..., "--out", help="File to write.")
     ) -> None:
         """Write a consistent copy of the database (works while another command runs)."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         if not database_path(ctx.home).exists():
             raise NoStore(f"no store in {ctx.home}")
         path = backup_database(ctx.home, out)
@@ -53,7 +47,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Set up this home as a new device of a store from backups, then rebuild."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         if database_path(ctx.home).exists():
             raise UsageError(f"{ctx.home} already holds a store; restore into an empty home")
         if recovery:
@@ -74,7 +68,7 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Delete even unsynced (pending) events."),
     ) -> None:
         """Delete this home's local store (refuses while unsynced events exist)."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         if not yes:
             raise UsageError("wipe deletes the local store; confirm with --yes")
         ctx.open().wipe(force=force)

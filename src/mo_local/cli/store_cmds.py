@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from mo_local.cli.context import Context
+from mo_local.cli.context import current
 from mo_local.client import Check, Client, ClientError, doctor_checks
 from mo_local.crypto.kdf import DEFAULT_KDF, KdfParams
 from mo_local.store.errors import StoreError
-
-
-def _ctx(typer_ctx: typer.Context) -> Context:
-    obj = typer_ctx.find_root().obj
-    assert isinstance(obj, Context)
-    return obj
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +22,7 @@ def register(app: typer.Typer) -> None:
         kdf_iterations: int = typer.Option(DEFAULT_KDF.iterations, help="Argon2id passes."),
     ) -> None:
         """Create a new store and vault; shows the recovery key once."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         secret = ctx.new_passphrase()
         client, recovery_key = Client.create(
             ctx.home, secret, KdfParams(kdf_memory_kib, kdf_iterations, DEFAULT_KDF.parallelism)
@@ -47,14 +41,14 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def status(typer_ctx: typer.Context) -> None:
         """Where things stand; needs no passphrase."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         info = ctx.open().status()
         ctx.emit(info, "\n".join(f"{k:>10}: {'-' if v is None else v}" for k, v in info.items()))
 
     @passphrase.command("change")
     def passphrase_change(typer_ctx: typer.Context) -> None:
         """Re-wrap the vault key under a new passphrase (no data is re-encrypted)."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         client = ctx.unlocked()
         client.change_passphrase(ctx.new_passphrase())
         ctx.emit({"ok": True}, "Passphrase changed.")
@@ -67,7 +61,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Forgot the passphrase: unlock with the recovery key and set a new passphrase."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         client = ctx.open()
         client.unlock_with_recovery_key(ctx.recovery_key())
         client.change_passphrase(ctx.new_passphrase())
@@ -81,7 +75,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def doctor(typer_ctx: typer.Context) -> None:
         """Diagnostics for support, without secrets or domain text."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         checks: list[Check]
         try:
             checks = ctx.open().doctor()

@@ -9,19 +9,13 @@ from dataclasses import dataclass
 import typer
 from rich.console import Console
 
-from mo_local.cli.context import Context, UsageError
+from mo_local.cli.context import Context, UsageError, current
 from mo_local.client import Client, StoreExists, database_path
 from mo_local.crypto.vault import VaultHeader
 from mo_local.sync import session
 from mo_local.sync.engine import SyncResult
 from mo_local.sync.remote import RemoteState
 from mo_local.sync.transport import Transport
-
-
-def _ctx(typer_ctx: typer.Context) -> Context:
-    obj = typer_ctx.find_root().obj
-    assert isinstance(obj, Context)
-    return obj
 
 
 def _transport(url: str) -> Transport:
@@ -100,7 +94,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(sync, name="sync")
 
     def connect(typer_ctx: typer.Context, url: str, email: str, new_account: bool) -> None:
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         client = ctx.unlocked()
         password = ctx.account_password()
         with _transport(url) as transport, _progress(ctx, "Connecting…"):
@@ -140,7 +134,7 @@ def register(app: typer.Typer) -> None:
     @remote.command("logout")
     def remote_logout(typer_ctx: typer.Context) -> None:
         """Revoke the session on the server and forget it here."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         client = ctx.unlocked()
         revoked = session.logout(client, _transport)
         if not revoked:
@@ -153,7 +147,7 @@ def register(app: typer.Typer) -> None:
     @remote.command("status")
     def remote_status(typer_ctx: typer.Context) -> None:
         """The remote of this store; needs no passphrase."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         status = session.remote_status(ctx.open().store)
         ctx.emit(
             {"url": status.url, "account_id": status.account_id, "logged_in": status.logged_in},
@@ -178,7 +172,7 @@ def register(app: typer.Typer) -> None:
         """Pull, rebase and push; exit 5 naming server_behind if the server lost history."""
         if typer_ctx.invoked_subcommand is not None:
             return
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         client = ctx.unlocked()
         totals = _Totals()
         with session.open_transport(client, _transport) as transport:
@@ -213,7 +207,7 @@ def register(app: typer.Typer) -> None:
     @sync.command("reset")
     def sync_reset(typer_ctx: typer.Context) -> None:
         """Forget sync mappings so the next sync pushes everything again (server lost data)."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         pending = RemoteState(ctx.open().store).reset()
         ctx.emit(
             {"pending": pending}, f"{pending} events are pending; run `mo sync` to push them again."
@@ -235,7 +229,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """New device: log in, fetch the vault, unlock, pull, rebuild."""
-        ctx = _ctx(typer_ctx)
+        ctx = current(typer_ctx)
         if database_path(ctx.home).exists():
             raise StoreExists(f"{ctx.home} already holds a store")
         if recovery:
