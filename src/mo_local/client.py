@@ -617,16 +617,14 @@ class _Session:
             self.projector.catch_up()
 
     def _disagrees(self, goal_id: str) -> bool:
-        goal = self.projector.model.goal(goal_id)
+        goal = self.projector.model.goal_state(goal_id)
         if goal is None or goal.archived:
             return False
         wanted = self.achievement.wanted(goal_id)
         return wanted is not None and wanted != goal.achieved
 
     def rebuild(self) -> int:
-        count = self.projector.rebuild()
-        self.projector.save()
-        return count
+        return self.projector.rebuild()  # it saves the cache itself
 
     def after_external_writes(self) -> None:
         self.repository.forget_loaded()
