@@ -326,6 +326,10 @@ class SyncEngine:
                 ahead += 1
                 if ahead > self.ahead_rounds:
                     raise
+                if ahead > 1:
+                    # Several devices racing for the same head: back off with jitter so
+                    # one of them wins each round instead of all pulling in lock-step.
+                    self.retry.pause(ahead - 1)
                 self.pull()
                 continue
             except ServerBehind as exc:
