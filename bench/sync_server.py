@@ -3,7 +3,11 @@ baseline on the same stack, and resident memory — on SQLite and on PostgreSQL.
 
 Prints figures; never asserts on absolute times. The server runs in its own process
 (this script re-invoked with `--serve`), built by `create_app` plus one bench-only
-route, `POST /bench/sink`, that reads the body and answers `{}`.
+route, `POST /bench/sink`, that reads the body and answers `{}`. The concurrency test
+runs its clients in processes of their own (this script re-invoked with `--client`),
+so client work never shares an interpreter lock with the measurement; each client
+alternates a single-record push with the same body POSTed to the sink, so both
+latencies are measured under the same load. All of it shares this machine's cores.
 
     .venv/bin/python bench/sync_server.py [--records 50000] [--backend sqlite|postgres|both]
 """
@@ -12,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import secrets
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -36,13 +39,17 @@ PUSHES_PER_CLIENT = 200
 
 
 def serve(database_url: str, port: int) -> None:
-    """Child process: the real app plus a trivial sink route, on uvicorn."""
+    """Child process: the real app plus a trivial sink route, on uvicorn — started the way
+    `mo-server run` starts (migrations in a child process, allocator tuned)."""
     import uvicorn
 
     from mo_local.server import PasswordHashing, ServerSettings, create_app
-    from mo_local.server.migrate import upgrade
+    from mo_local.server.allocator import release_large_buffers
+    from mo_local.server.cli import migrate_in_child
 
-    upgrade(database_url)
+    if migrate_in_child(database_url, "warning") != 0:
+        raise SystemExit("migration failed")
+    release_large_buffers()
     settings = ServerSettings(
         database_url=database_url,
         password_hashing=PasswordHashing(time_cost=1, memory_kib=8192, parallelism=1),
@@ -112,12 +119,17 @@ def postgres_database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
-def rss_mib(pid: int) -> float:
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
     """Resident set size of a process in MiB (Linux)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def peak_rss_mib(pid: int) -> float:
+    """Peak resident set size of a process in MiB (Linux)."""
+    return rss_mib(pid, "VmHWM")
 
 
 def _records(count: int) -> list[dict[str, str]]:
@@ -144,9 +156,71 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def run_client(base: str, pushes: int) -> None:
+    """Child process: one client of the concurrency test, in a process of its own.
+
+    Claims its own store, warms its connection up, prints `ready`, waits for a line
+    on stdin, then alternates a single-record push with the same body POSTed to the
+    sink, and prints both latency lists as one JSON line.
+    """
+    auth = {"Authorization": f"Bearer {os.environ['MO_BENCH_TOKEN']}"}
+    with httpx.Client(base_url=base, timeout=60) as client:
+        store = str(uuid.uuid4())
+        client.put(f"/v1/stores/{store}", headers=auth).raise_for_status()
+        client.post("/bench/sink", json={}).raise_for_status()
+        print("ready", flush=True)
+        sys.stdin.readline()
+        push_latencies: list[float] = []
+        sink_latencies: list[float] = []
+        for n in range(pushes):
+            body = {"expected_head": n, "records": _records(1)}
+            started = time.perf_counter()
+            client.post(f"/v1/stores/{store}/push", json=body, headers=auth).raise_for_status()
+            push_latencies.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            client.post("/bench/sink", json=body).raise_for_status()
+            sink_latencies.append(time.perf_counter() - started)
+    print(json.dumps({"push": push_latencies, "sink": sink_latencies}), flush=True)
+
+
+def concurrent_latencies(base: str, token: str) -> tuple[list[float], list[float]]:
+    """Push and sink latencies of CLIENTS client processes running at the same time."""
+    env = {**os.environ, "MO_BENCH_TOKEN": token}
+    command = [sys.executable, __file__, "--client", base, "--pushes", str(PUSHES_PER_CLIENT)]
+    clients = [
+        subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        for _ in range(CLIENTS)
+    ]
+    try:
+        for client in clients:
+            assert client.stdout is not None and client.stdout.readline().strip() == "ready"
+        for client in clients:
+            assert client.stdin is not None
+            client.stdin.write("go\n")
+            client.stdin.flush()
+        pushes: list[float] = []
+        sinks: list[float] = []
+        for client in clients:
+            assert client.stdout is not None
+            measured = json.loads(client.stdout.readline())
+            pushes.extend(measured["push"])
+            sinks.extend(measured["sink"])
+        return pushes, sinks
+    finally:
+        for client in clients:
+            if client.poll() is None:
+                client.kill()
+            client.wait(timeout=30)
+
+
+def _ms(values: list[float], fraction: float) -> float:
+    return _percentile(values, fraction) * 1000
+
+
 def run_backend(label: str, database_url: str, total: int) -> None:
     """All measurements against one backend."""
     with server_process(database_url) as (base, pid), httpx.Client(base_url=base, timeout=60) as c:
+        resident_at_start = rss_mib(pid)
         auth = _account(c)
         store = str(uuid.uuid4())
         c.put(f"/v1/stores/{store}", headers=auth).raise_for_status()
@@ -182,42 +256,20 @@ def run_backend(label: str, database_url: str, total: int) -> None:
         pull_seconds = time.perf_counter() - started
         assert pulled == total == head
 
-        latencies: list[float] = []
-        sink_latencies: list[float] = []
-        lock = threading.Lock()
-
-        def client_loop() -> None:
-            with httpx.Client(base_url=base, timeout=60) as own:
-                own_store = str(uuid.uuid4())
-                own.put(f"/v1/stores/{own_store}", headers=auth).raise_for_status()
-                mine, sinks = [], []
-                for n in range(PUSHES_PER_CLIENT):
-                    body = {"expected_head": n, "records": _records(1)}
-                    t0 = time.perf_counter()
-                    own.post(
-                        f"/v1/stores/{own_store}/push", json=body, headers=auth
-                    ).raise_for_status()
-                    mine.append(time.perf_counter() - t0)
-                    t0 = time.perf_counter()
-                    own.post("/bench/sink", json=body).raise_for_status()
-                    sinks.append(time.perf_counter() - t0)
-                with lock:
-                    latencies.extend(mine)
-                    sink_latencies.extend(sinks)
-
-        threads = [threading.Thread(target=client_loop) for _ in range(CLIENTS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-
-        single = []
+        single: list[float] = []
+        single_sink: list[float] = []
         for n in range(300):
             body = {"expected_head": total + n, "records": _records(1)}
             t0 = time.perf_counter()
             c.post(f"/v1/stores/{store}/push", json=body, headers=auth).raise_for_status()
             single.append(time.perf_counter() - t0)
-        resident = rss_mib(pid)
+            t0 = time.perf_counter()
+            c.post("/bench/sink", json=body).raise_for_status()
+            single_sink.append(time.perf_counter() - t0)
+
+        token = auth["Authorization"].removeprefix("Bearer ")
+        latencies, sink_latencies = concurrent_latencies(base, token)
+        resident, peak = rss_mib(pid), peak_rss_mib(pid)
 
     print(f"== {label}")
     shape = f"{total} x {RECORD_BYTES} B, batches of {BATCH}"
@@ -226,16 +278,21 @@ def run_backend(label: str, database_url: str, total: int) -> None:
     print(f"       push/sink ratio {push_seconds / sink_seconds:.2f}")
     print(f"pull   {total / pull_seconds:10.0f} records/s  (pages of {BATCH})")
     print(
-        f"single-record push, 1 client: p50 {statistics.median(single) * 1000:.2f} ms  "
-        f"p99 {_percentile(single, 0.99) * 1000:.2f} ms"
+        f"single-record push, 1 client: p50 {_ms(single, 0.5):.2f} ms  "
+        f"p99 {_ms(single, 0.99):.2f} ms  "
+        f"(sink p50 {_ms(single_sink, 0.5):.2f} ms, p99 {_ms(single_sink, 0.99):.2f} ms)"
     )
     print(
-        f"single-record push, {CLIENTS} clients: p50 {statistics.median(latencies) * 1000:.2f} ms  "
-        f"p99 {_percentile(latencies, 0.99) * 1000:.2f} ms  "
-        f"(sink p50 {statistics.median(sink_latencies) * 1000:.2f} ms, "
-        f"p99 {_percentile(sink_latencies, 0.99) * 1000:.2f} ms)"
+        f"single-record push, {CLIENTS} client processes: p50 {_ms(latencies, 0.5):.2f} ms  "
+        f"p99 {_ms(latencies, 0.99):.2f} ms  "
+        f"(sink p50 {_ms(sink_latencies, 0.5):.2f} ms, p99 {_ms(sink_latencies, 0.99):.2f} ms; "
+        f"push/sink p50 {_ms(latencies, 0.5) / _ms(sink_latencies, 0.5):.2f}, "
+        f"p99 {_ms(latencies, 0.99) / _ms(sink_latencies, 0.99):.2f})"
     )
-    print(f"server resident memory: {resident:.0f} MiB")
+    print(
+        f"server resident memory: {resident_at_start:.0f} MiB after start, "
+        f"{resident:.0f} MiB after the run (peak {peak:.0f} MiB)"
+    )
 
 
 def main() -> None:
@@ -243,11 +300,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--client", help=argparse.SUPPRESS)
+    parser.add_argument("--pushes", type=int, default=PUSHES_PER_CLIENT, help=argparse.SUPPRESS)
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.port)
+        return
+    if args.client:
+        run_client(args.client, args.pushes)
         return
     if args.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as tmp:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
@@ -11,7 +12,6 @@ from mo_local.server.auth import Accounts, Authenticator, BuiltinAuthenticator
 from mo_local.server.body_limit import BodyLimitMiddleware
 from mo_local.server.context import ServerContext
 from mo_local.server.database import Database
-from mo_local.server.kratos import KratosAuthenticator
 from mo_local.server.notify import PostgresPushListener, StoreSignals
 from mo_local.server.observability import Metrics, ObservabilityMiddleware
 from mo_local.server.passwords import PasswordVerifier
@@ -25,6 +25,9 @@ from mo_local.server.routes import auth, operations, records, stores
 from mo_local.server.settings import ServerSettings, libpq_url
 from mo_local.server.storage import Storage
 from mo_local.server.throttle import LoginThrottle
+
+if TYPE_CHECKING:
+    from mo_local.server.kratos import KratosAuthenticator
 
 API_VERSION = "1.0.0"
 
@@ -45,6 +48,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     accounts: Accounts | None = None
     authenticator: Authenticator
     if settings.auth_mode == "kratos":
+        from mo_local.server.kratos import KratosAuthenticator  # loads httpx
+
         assert settings.kratos_url is not None
         kratos = KratosAuthenticator(
             settings.kratos_url,
@@ -65,7 +70,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         settings=settings,
         database=database,
         storage=storage,
-        record_log=RecordLog(database, notify_channel=settings.notify_channel),
+        record_log=RecordLog(database, storage, notify_channel=settings.notify_channel),
         authenticator=authenticator,
         accounts=accounts,
         signals=signals,

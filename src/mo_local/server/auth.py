@@ -19,7 +19,7 @@ from starlette.requests import Request
 
 from mo_local.server.errors import InvalidCredentials, Unauthorized
 from mo_local.server.passwords import PasswordVerifier
-from mo_local.server.storage import Storage
+from mo_local.server.storage import Credentials, Storage
 from mo_local.server.throttle import LoginThrottle
 
 
@@ -43,6 +43,10 @@ class Authenticator(Protocol):
 
     async def authenticate(self, request: Request) -> Principal:
         """The request's account."""
+        ...
+
+    async def credentials(self, request: Request) -> Credentials:
+        """The request's credentials, verified as far as possible without the database."""
         ...
 
 
@@ -74,13 +78,16 @@ class BuiltinAuthenticator:
 
     async def authenticate(self, request: Request) -> Principal:
         """The account of a live session; `Unauthorized` otherwise."""
+        credentials = await self.credentials(request)
+        account_id = await run_in_threadpool(self._storage.verified_account, credentials)
+        return Principal(account_id)
+
+    async def credentials(self, request: Request) -> Credentials:
+        """The digest of a well-formed bearer token; `Unauthorized` without one."""
         token = bearer_token(request)
         if token is None:
             raise Unauthorized()
-        account_id = await run_in_threadpool(self._storage.session_account, token_digest(token))
-        if account_id is None:
-            raise Unauthorized()
-        return Principal(account_id)
+        return Credentials(token_sha256=token_digest(token))
 
 
 class Accounts:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,8 +19,8 @@ from fastapi import FastAPI
 from platformdirs import user_data_dir
 from sqlalchemy.exc import SQLAlchemyError
 
+from mo_local.server.allocator import release_large_buffers
 from mo_local.server.app import create_app
-from mo_local.server.migrate import upgrade
 from mo_local.server.settings import ServerSettings, backend_name
 
 _ENV_DATABASE = "MO_DATABASE_URL"
@@ -48,6 +49,7 @@ def settings_from_environment() -> ServerSettings:
 def app_from_environment() -> FastAPI:
     """uvicorn factory for `--workers N`: every worker process builds its own app."""
     configure_logging(os.environ.get("MO_SERVER_LOG_LEVEL", "info"))
+    release_large_buffers()
     return create_app(settings_from_environment())
 
 
@@ -88,17 +90,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     database_url = args.database or os.environ.get(_ENV_DATABASE) or default_database_url()
     try:
         backend = backend_name(database_url)
-        revision = upgrade(database_url)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except SQLAlchemyError as exc:
-        # The type only: driver messages may quote the URL with its password.
-        print(f"error: database unavailable ({type(exc).__name__})", file=sys.stderr)
-        return 1
-    _log.info("schema ready backend=%s revision=%s", backend, revision)
     if args.command == "migrate":
-        return 0
+        return _migrate(database_url, backend)
+    # The serving process never loads Alembic (~7 MiB resident): a child migrates.
+    migrated = migrate_in_child(database_url, args.log_level)
+    if migrated != 0:
+        return migrated
     # Workers read their settings from the environment; so does the single-process path.
     os.environ[_ENV_DATABASE] = database_url
     os.environ["MO_SERVER_LOG_LEVEL"] = args.log_level
@@ -130,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             access_log=False,
         )
     else:
+        release_large_buffers()
         uvicorn.run(
             create_app(settings),
             host=args.host,
@@ -137,6 +138,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_config=None,
             access_log=False,
         )
+    return 0
+
+
+def migrate_in_child(database_url: str, log_level: str) -> int:
+    """`mo-server migrate` in a child process; its exit status (0 when the schema is ready).
+
+    The URL travels in the environment, not on a command line others can read.
+    """
+    return subprocess.call(
+        [sys.executable, "-m", "mo_local.server.cli", "migrate", "--log-level", log_level],
+        env={**os.environ, _ENV_DATABASE: database_url},
+    )
+
+
+def _migrate(database_url: str, backend: str) -> int:
+    from mo_local.server.migrate import upgrade  # Alembic: only in migrating processes
+
+    try:
+        revision = upgrade(database_url)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:
+        # The type only: driver messages may quote the URL with its password.
+        print(f"error: database unavailable ({type(exc).__name__})", file=sys.stderr)
+        return 1
+    _log.info("schema ready backend=%s revision=%s", backend, revision)
     return 0
 
 

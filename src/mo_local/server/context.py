@@ -14,7 +14,7 @@ from mo_local.server.notify import PostgresPushListener, StoreSignals
 from mo_local.server.observability import Metrics
 from mo_local.server.record_log import RecordLog
 from mo_local.server.settings import ServerSettings
-from mo_local.server.storage import Storage
+from mo_local.server.storage import Credentials, Storage
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class ServerContext:
     metrics: Metrics
 
 
-def server_context(request: Request) -> ServerContext:
+async def server_context(request: Request) -> ServerContext:
     """The context of the app serving this request."""
     context = request.app.state.mo
     assert isinstance(context, ServerContext)
@@ -52,5 +52,16 @@ async def current_principal(
     return await context.authenticator.authenticate(request)
 
 
+async def current_credentials(
+    request: Request,
+    context: Annotated[ServerContext, Depends(server_context)],
+    _credentials: Annotated[object, Depends(_bearer_scheme)],
+) -> Credentials:
+    """Credentials that the operation verifies in its own transaction, or 401 at once
+    when the request carries none."""
+    return await context.authenticator.credentials(request)
+
+
 Context = Annotated[ServerContext, Depends(server_context)]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+CurrentCredentials = Annotated[Credentials, Depends(current_credentials)]

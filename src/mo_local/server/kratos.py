@@ -16,7 +16,7 @@ from starlette.requests import Request
 
 from mo_local.server.auth import Principal, bearer_token
 from mo_local.server.errors import IdentityProviderUnavailable, Unauthorized
-from mo_local.server.storage import Storage
+from mo_local.server.storage import Credentials, Storage
 
 
 class KratosAuthenticator:
@@ -64,6 +64,10 @@ class KratosAuthenticator:
         account_id = _identity_id(response)
         await run_in_threadpool(self._storage.ensure_external_account, account_id)
         return Principal(account_id)
+
+    async def credentials(self, request: Request) -> Credentials:
+        """The account of an active Kratos session, verified now."""
+        return Credentials(account_id=(await self.authenticate(request)).account_id)
 
     async def aclose(self) -> None:
         """Close the HTTP client."""

@@ -15,9 +15,6 @@ import logging
 from collections.abc import Iterator
 from uuid import UUID
 
-import psycopg
-from psycopg import sql
-
 _log = logging.getLogger("mo_local.server.notify")
 
 
@@ -93,6 +90,9 @@ class PostgresPushListener:
                 await task
 
     async def _run(self, ready: asyncio.Event) -> None:
+        import psycopg  # only PostgreSQL servers load the driver
+        from psycopg import sql
+
         backoff = 0.1
         while True:
             try:

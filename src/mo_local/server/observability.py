@@ -28,7 +28,7 @@ class RequestFacts:
     bytes: int | None = None
 
 
-def request_facts(request: Request) -> RequestFacts:
+async def request_facts(request: Request) -> RequestFacts:
     """The facts object of the current request (a FastAPI dependency)."""
     facts = request.scope.get(_FACTS_KEY)
     if not isinstance(facts, RequestFacts):

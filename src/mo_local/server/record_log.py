@@ -9,23 +9,25 @@ store row (PostgreSQL `SELECT … FOR UPDATE`; SQLite `BEGIN IMMEDIATE`):
    `server_behind` otherwise);
 3. new records get head+1, head+2, … and the head moves — gapless (INV-009).
 Record bytes are stored and returned untouched (INV-004).
+
+Push and pull are the hot paths, so they run driver-level SQL (`statements.py`) on
+SQLAlchemy connections: same pool, transactions, error mapping and schema, without
+building and compiling a Core statement for every request.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from uuid import UUID
 
-from sqlalchemy import Connection, insert, select, text, update
+from sqlalchemy import Connection
 
 from mo_local.server.database import Database
 from mo_local.server.errors import EventIdConflict, ServerAhead, ServerBehind, StoreNotFound
-from mo_local.server.schema import records, stores
-from mo_local.server.storage import Clock, utc_now
-
-# Bound parameters per IN (...) query, well under SQLite's and PostgreSQL's limits.
-_LOOKUP_CHUNK = 500
+from mo_local.server.statements import Opening, RecordStatements
+from mo_local.server.storage import Clock, Credentials, Storage, utc_now
 
 
 @dataclass(frozen=True)
@@ -67,64 +69,80 @@ class PullPage:
 class RecordLog:
     """Push and pull on the records table."""
 
-    def __init__(self, database: Database, *, notify_channel: str, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        database: Database,
+        storage: Storage,
+        *,
+        notify_channel: str,
+        clock: Clock = utc_now,
+    ) -> None:
         self._db = database
+        self._storage = storage
+        self._sql = RecordStatements(database.codec, database.is_postgres)
         self._channel = notify_channel
         self._clock = clock
 
-    def push(
+    async def push(
         self,
-        account_id: UUID,
+        credentials: Credentials,
         store_id: UUID,
         expected_head: int,
         incoming: Sequence[IncomingRecord],
     ) -> PushOutcome:
         """Append records after `expected_head`; see the module docstring for the rules."""
-        with self._db.write() as conn:
-            row = conn.execute(
-                select(stores.c.owner_account_id, stores.c.head)
-                .where(stores.c.store_id == store_id)
-                .with_for_update()
-            ).first()
-            if row is None or row.owner_account_id != account_id:
-                raise StoreNotFound()
-            head: int = row.head
-            stored = _stored_by_event_id(conn, store_id, [item.event_id for item in incoming])
-            fresh: list[IncomingRecord] = []
-            for item in incoming:
-                existing = stored.get(item.event_id)
-                if existing is None:
-                    fresh.append(item)
-                elif existing.record != item.record:
-                    raise EventIdConflict(str(item.event_id))
-            seq_of = {event_id: found.seq for event_id, found in stored.items()}
-            if fresh:
-                if expected_head < head:
-                    raise ServerAhead(head)
-                if expected_head > head:
-                    raise ServerBehind(head)
-                received_at = self._clock()
-                for offset, item in enumerate(fresh, start=1):
-                    seq_of[item.event_id] = head + offset
-                rows = [
-                    {
-                        "store_id": store_id,
-                        "seq": head + offset,
-                        "event_id": item.event_id,
-                        "record": item.record,
-                        "received_at": received_at,
-                    }
-                    for offset, item in enumerate(fresh, start=1)
-                ]
-                conn.execute(insert(records), rows)
-                head += len(fresh)
-                conn.execute(update(stores).where(stores.c.store_id == store_id).values(head=head))
-                if self._db.is_postgres:
-                    # Delivered to every LISTENing server process when this transaction commits.
-                    conn.execute(
-                        text("SELECT pg_notify(:channel, :payload)"),
-                        {"channel": self._channel, "payload": str(store_id)},
-                    )
+        return await self._db.run_write(
+            partial(self._push, credentials, store_id, expected_head, incoming)
+        )
+
+    async def pull(
+        self, credentials: Credentials, store_id: UUID, since: int, limit: int
+    ) -> PullPage:
+        """Up to `limit` records with seq > `since`, and the head, from one snapshot."""
+        return await self._db.run_snapshot(partial(self._pull, credentials, store_id, since, limit))
+
+    def _push(
+        self,
+        credentials: Credentials,
+        store_id: UUID,
+        expected_head: int,
+        incoming: Sequence[IncomingRecord],
+        conn: Connection,
+    ) -> PushOutcome:
+        sql = self._sql
+        opening = sql.open_push(
+            conn,
+            credentials.token_sha256,
+            store_id,
+            [item.event_id for item in incoming],
+        )
+        head = self._owned_head(credentials, opening)
+        stored = {event_id: (seq, record) for seq, event_id, record in opening.records}
+        fresh: list[IncomingRecord] = []
+        for item in incoming:
+            existing = stored.get(item.event_id)
+            if existing is None:
+                fresh.append(item)
+            elif existing[1] != item.record:
+                raise EventIdConflict(str(item.event_id))
+        seq_of = {event_id: seq for event_id, (seq, _) in stored.items()}
+        if fresh:
+            if expected_head < head:
+                raise ServerAhead(head)
+            if expected_head > head:
+                raise ServerBehind(head)
+            for offset, item in enumerate(fresh, start=1):
+                seq_of[item.event_id] = head + offset
+            sql.append(
+                conn,
+                store_id,
+                head,
+                [(item.event_id, item.record) for item in fresh],
+                self._clock(),
+                # PostgreSQL delivers this to every LISTENing process at commit.
+                notify_channel=self._channel,
+            )
+            head += len(fresh)
         return PushOutcome(
             head=head,
             assigned=[(item.event_id, seq_of[item.event_id]) for item in incoming],
@@ -132,49 +150,26 @@ class RecordLog:
             new_bytes=sum(len(item.record) for item in fresh),
         )
 
-    def pull(self, account_id: UUID, store_id: UUID, since: int, limit: int) -> PullPage:
-        """Up to `limit` records with seq > `since`, and the head, from one snapshot."""
-        with self._db.snapshot() as conn:
-            row = conn.execute(
-                select(stores.c.owner_account_id, stores.c.head).where(
-                    stores.c.store_id == store_id
-                )
-            ).first()
-            if row is None or row.owner_account_id != account_id:
-                raise StoreNotFound()
-            found = conn.execute(
-                select(records.c.seq, records.c.event_id, records.c.record)
-                .where(records.c.store_id == store_id, records.c.seq > since)
-                .order_by(records.c.seq)
-                .limit(limit + 1)
-            ).all()
-        page = [StoredRecord(item.seq, item.event_id, bytes(item.record)) for item in found[:limit]]
-        return PullPage(records=page, head=row.head, has_more=len(found) > limit)
+    def _pull(
+        self,
+        credentials: Credentials,
+        store_id: UUID,
+        since: int,
+        limit: int,
+        conn: Connection,
+    ) -> PullPage:
+        opening = self._sql.open_pull(conn, credentials.token_sha256, store_id, since, limit + 1)
+        head = self._owned_head(credentials, opening)
+        found = opening.records
+        page = [StoredRecord(seq, event_id, record) for seq, event_id, record in found[:limit]]
+        return PullPage(records=page, head=head, has_more=len(found) > limit)
 
-    def head(self, account_id: UUID, store_id: UUID) -> int:
-        """The store's head (`StoreNotFound` for other accounts' stores)."""
-        with self._db.snapshot() as conn:
-            row = conn.execute(
-                select(stores.c.owner_account_id, stores.c.head).where(
-                    stores.c.store_id == store_id
-                )
-            ).first()
-        if row is None or row.owner_account_id != account_id:
+    def _owned_head(self, credentials: Credentials, opening: Opening) -> int:
+        # The session is checked in the operation's own transaction (see `Credentials`).
+        if credentials.account_id is not None:
+            account_id = credentials.account_id
+        else:
+            account_id = self._storage.session_row_account(opening.session)
+        if opening.store is None or opening.store[0] != account_id:
             raise StoreNotFound()
-        head: int = row.head
-        return head
-
-
-def _stored_by_event_id(
-    conn: Connection, store_id: UUID, event_ids: Sequence[UUID]
-) -> dict[UUID, StoredRecord]:
-    found: dict[UUID, StoredRecord] = {}
-    for start in range(0, len(event_ids), _LOOKUP_CHUNK):
-        chunk = event_ids[start : start + _LOOKUP_CHUNK]
-        for row in conn.execute(
-            select(records.c.seq, records.c.event_id, records.c.record).where(
-                records.c.store_id == store_id, records.c.event_id.in_(chunk)
-            )
-        ):
-            found[row.event_id] = StoredRecord(row.seq, row.event_id, bytes(row.record))
-    return found
+        return opening.store[1]

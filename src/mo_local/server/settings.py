@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import httpx
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:  # httpx is loaded only by servers that talk to Kratos
+    import httpx
 
 AuthMode = Literal["builtin", "kratos"]
 

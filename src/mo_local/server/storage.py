@@ -11,18 +11,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mo_local.server.database import Database
 from mo_local.server.errors import (
     EmailTaken,
     StoreNotFound,
+    Unauthorized,
     VaultConflict,
     VaultNotFound,
     VaultRevisionNotNewer,
 )
 from mo_local.server.schema import accounts, sessions, stores
+from mo_local.server.statements import SESSION
 
 Clock = Callable[[], datetime]
 
@@ -43,6 +45,20 @@ class LoginRecord:
 
     account_id: UUID
     password_hash: str | None = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a request presented: an account already verified (Kratos), or the digest of
+    a bearer token that the operation verifies against `sessions` in its own transaction.
+
+    The hot paths (push, pull) take credentials instead of a `Principal`, so checking
+    the session costs one more statement on a connection they hold anyway, not a
+    separate thread hop and transaction.
+    """
+
+    account_id: UUID | None = None
+    token_sha256: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -68,6 +84,7 @@ class Storage:
     def __init__(self, database: Database, *, clock: Clock = utc_now) -> None:
         self._db = database
         self._clock = clock
+        self._session_sql = database.codec.sql(SESSION)
 
     def now(self) -> datetime:
         """The storage clock (UTC)."""
@@ -139,18 +156,29 @@ class Storage:
                 )
             )
 
-    def session_account(self, token_sha256: bytes) -> UUID | None:
-        """The account of a live session, or None when unknown, revoked or expired."""
-        with self._db.snapshot() as conn:
-            row = conn.execute(
-                select(sessions.c.account_id, sessions.c.expires_at).where(
-                    sessions.c.token_sha256 == token_sha256
-                )
-            ).first()
-        if row is None or as_utc(row.expires_at) <= self._clock():
-            return None
-        account_id: UUID = row.account_id
-        return account_id
+    def verified_account(self, credentials: Credentials) -> UUID:
+        """The account of the credentials; `Unauthorized` without a live session."""
+        if credentials.account_id is not None:
+            return credentials.account_id
+        with self._db.read() as conn:
+            return self.account_in(conn, credentials)
+
+    def account_in(self, conn: Connection, credentials: Credentials) -> UUID:
+        """`verified_account` on a connection the caller holds (one statement at most)."""
+        if credentials.account_id is not None:
+            return credentials.account_id
+        row = None
+        if credentials.token_sha256 is not None:
+            row = conn.exec_driver_sql(self._session_sql, (credentials.token_sha256,)).first()
+        return self.session_row_account(None if row is None else (row[0], row[1]))
+
+    def session_row_account(self, row: tuple[object, object] | None) -> UUID:
+        """The account of a `sessions` row read by driver-level SQL, if it is still live;
+        `Unauthorized` for no row or an expired one."""
+        codec = self._db.codec
+        if row is None or as_utc(codec.to_time(row[1])) <= self._clock():
+            raise Unauthorized()
+        return codec.to_uuid(row[0])
 
     def delete_session(self, token_sha256: bytes) -> None:
         """Revoke a session."""

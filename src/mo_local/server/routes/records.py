@@ -9,9 +9,8 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Response
-from starlette.concurrency import run_in_threadpool
 
-from mo_local.server.context import Context, CurrentPrincipal, ServerContext
+from mo_local.server.context import Context, CurrentCredentials, ServerContext
 from mo_local.server.errors import DuplicateEventId, PageTooLarge, RecordTooLarge, TooManyRecords
 from mo_local.server.models import (
     MAX_COUNTER,
@@ -24,6 +23,7 @@ from mo_local.server.models import (
 from mo_local.server.observability import RequestFacts, request_facts
 from mo_local.server.problems import problem_responses
 from mo_local.server.record_log import IncomingRecord, PullPage
+from mo_local.server.storage import Credentials
 
 router = APIRouter(prefix="/v1/stores", tags=["records"])
 Facts = Annotated[RequestFacts, Depends(request_facts)]
@@ -39,7 +39,7 @@ async def push(
     store_id: UUID,
     body: PushRequest,
     context: Context,
-    principal: CurrentPrincipal,
+    credentials: CurrentCredentials,
     facts: Facts,
 ) -> Response:
     """Append records; see `record_log.RecordLog.push` for the rules."""
@@ -59,9 +59,7 @@ async def push(
         incoming.append(IncomingRecord(item.event_id, data))
     facts.records = len(incoming)
     facts.bytes = sum(len(item.record) for item in incoming)
-    outcome = await run_in_threadpool(
-        context.record_log.push, principal.account_id, store_id, body.expected_head, incoming
-    )
+    outcome = await context.record_log.push(credentials, store_id, body.expected_head, incoming)
     if outcome.new_records:
         context.signals.notify(store_id)
         context.metrics.records_pushed.inc(outcome.new_records)
@@ -85,7 +83,7 @@ async def push(
 async def pull(
     store_id: UUID,
     context: Context,
-    principal: CurrentPrincipal,
+    credentials: CurrentCredentials,
     facts: Facts,
     since: Annotated[int, Query(ge=0, le=MAX_COUNTER, description="last sequence seen")] = 0,
     limit: Annotated[int | None, Query(ge=1, le=MAX_COUNTER, description="page size")] = None,
@@ -98,7 +96,7 @@ async def pull(
         limit = max_page
     elif limit > max_page:
         raise PageTooLarge(f"At most {max_page} records per page")
-    page = await _pull_or_wait(context, principal.account_id, store_id, since, limit, wait)
+    page = await _pull_or_wait(context, credentials, store_id, since, limit, wait)
     facts.records = len(page.records)
     facts.bytes = sum(len(item.record) for item in page.records)
     context.metrics.records_pulled.inc(facts.records)
@@ -126,7 +124,12 @@ def _json(document: dict[str, object]) -> Response:
 
 
 async def _pull_or_wait(
-    context: ServerContext, account_id: UUID, store_id: UUID, since: int, limit: int, wait: float
+    context: ServerContext,
+    credentials: Credentials,
+    store_id: UUID,
+    since: int,
+    limit: int,
+    wait: float,
 ) -> PullPage:
     """Read a page; if it is empty and the caller may wait, sleep until a push wakes us."""
     settings = context.settings
@@ -138,9 +141,7 @@ async def _pull_or_wait(
     while True:
         # Watch before reading, so a push between the read and the wait still wakes us.
         with context.signals.watch(store_id) as pushed:
-            page = await run_in_threadpool(
-                context.record_log.pull, account_id, store_id, since, limit
-            )
+            page = await context.record_log.pull(credentials, store_id, since, limit)
             remaining = deadline - loop.time()
             if page.records or remaining <= 0:
                 return page
