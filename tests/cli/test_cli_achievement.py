@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from cli_runner import Mo
-from test_cli_support import add_goal, add_project, as_dict, new_store, show_goal
+from cli_support import add_goal, add_project, as_dict, new_store, show_goal
 
 
 @pytest.fixture(scope="module")

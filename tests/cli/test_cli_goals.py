@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 from cli_runner import Mo
-from test_cli_support import (
+from cli_support import (
     GOAL_KEYS,
     add_goal,
     as_dict,
@@ -19,7 +19,7 @@ from test_cli_support import (
     new_store,
     refused,
 )
-from test_cli_support import show_goal as show
+from cli_support import show_goal as show
 
 MONTH_RULE = "must be a real month YYYY-MM with a year in 2000–2999"
 

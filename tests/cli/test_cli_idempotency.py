@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 from cli_runner import Mo
-from test_cli_support import (
+from cli_support import (
     add_goal,
     add_project,
     as_dict,

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 from cli_runner import Mo
-from test_cli_support import (
+from cli_support import (
     MILESTONE_KEYS,
     PROJECT_KEYS,
     add_project,

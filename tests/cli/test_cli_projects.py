@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 from cli_runner import Mo
-from test_cli_support import (
+from cli_support import (
     PROJECT_KEYS,
     add_goal,
     add_project,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from cli_runner import Mo
-from test_cli_support import (
+from cli_support import (
     GOAL_KEYS,
     PROJECT_KEYS,
     add_goal,
