@@ -595,19 +595,23 @@ class _Session:
         self.reconcile()
 
     def execute(self, command: Command) -> CommandResult:
-        model = self.projector.model
-        before: str | None = None
-        if isinstance(command, ProjectCommand):
-            project = model.project(command.aggregate_id)
-            before = project.goal_id if project is not None else None
+        if not isinstance(command, ProjectCommand):
+            result = self.handler.handle(command)
+            self.projector.catch_up()
+            return result
+        before = self._goal_of(command.aggregate_id)
         result = self.handler.handle(command)
         self.projector.catch_up()
-        if isinstance(command, ProjectCommand):
-            project = model.project(command.aggregate_id)
-            goals = [g for g in (before, project.goal_id if project else None) if g]
-            if goals and self.achievement.react(goals):
-                self.projector.catch_up()
+        goals = [g for g in (before, self._goal_of(command.aggregate_id)) if g]
+        if goals and self.achievement.react(goals):
+            self.projector.catch_up()
         return result
+
+    def _goal_of(self, project_id: str) -> str | None:
+        # The state, not a view (cheaper on every command), and read from the current
+        # model each time: catching up may rebuild and replace it.
+        project = self.projector.model.project_state(project_id)
+        return project.goal_id if project is not None else None
 
     def reconcile(self) -> None:
         """Settle goals whose achieved flag disagrees with their linked projects."""
