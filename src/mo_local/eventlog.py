@@ -160,6 +160,7 @@ class EncryptedLog:
         self._dek_by_aggregate: dict[str, Dek] = {}
         self._stored = StoredEventOpener(store_id)
         self.opened = 0  # events decrypted so far (tests count replays with it)
+        self._detached = False
 
     # -- keys -----------------------------------------------------------------
 
@@ -189,8 +190,18 @@ class EncryptedLog:
         self._dek_by_aggregate.setdefault(row.aggregate_id, dek)
         return dek
 
+    def detach_store(self) -> None:
+        """Never read the store again: a key not installed yet becomes an EventLogError.
+
+        For the forked child of a parallel rebuild (derived/parallel.py), which holds a
+        copy of this log but must not touch the parent's SQLite connection.
+        """
+        self._detached = True
+
     def _dek(self, key_id: str) -> Dek:
         dek = self._deks_by_id.get(key_id)
+        if dek is None and self._detached:
+            raise EventLogError(f"no key record for key {key_id} in this partition")
         if dek is None:
             for row in self.store.key_records():
                 if row.key_id not in self._deks_by_id:

@@ -16,7 +16,7 @@ import logging
 
 from mo_local.app.queries import GoalView, ProjectView
 from mo_local.crypto.vault import UnlockedVault
-from mo_local.derived import cache
+from mo_local.derived import cache, parallel
 from mo_local.derived.readmodel import ReadModel
 from mo_local.derived.search import SearchIndex
 from mo_local.eventlog import EncryptedLog
@@ -41,12 +41,15 @@ class Projector:
         scope: str,
         *,
         save_every: int = DEFAULT_SAVE_EVERY,
+        parallel_from: int | None = parallel.MIN_EVENTS,
     ) -> None:
         self._store = store
         self._log = log
         self._vault = vault
         self._scope = scope
         self._save_every = max(1, save_every)
+        # Rebuild on two cores from this many rows on (None: always on one core).
+        self._parallel_from = parallel_from
         self._model = ReadModel()
         self._cursor = Cursor()
         self._search = SearchIndex(self._model)
@@ -99,7 +102,9 @@ class Projector:
         """Drop the read model and replay the whole log in effective order; saves the cache."""
         self.rebuilds += 1
         self._install(ReadModel(), Cursor())
-        applied = self._replay()
+        applied = self._parallel_rebuild()
+        if applied is None:
+            applied = self._replay()
         if self._unsaved or not applied:
             self.save()  # unless the replay's last periodic save already holds this state
         return applied
@@ -123,6 +128,20 @@ class Projector:
         self._cursor = cursor
         self._search = SearchIndex(model)
         self._unsaved = 0
+
+    def _parallel_rebuild(self) -> int | None:
+        """Fold the log on two cores (derived/parallel.py); None to replay on one."""
+        if self._parallel_from is None or not parallel.available():
+            return None
+        if self._store.count_events() < self._parallel_from:
+            return None
+        folded = parallel.rebuild_in_two(self._store, self._log)
+        if folded is None:
+            log.info("parallel rebuild did not complete; replaying on one core")
+            return None
+        self._install(folded.model, folded.cursor)
+        self._unsaved = folded.applied
+        return folded.applied
 
     def _replay(self) -> int:
         apply = self._model.apply

@@ -77,6 +77,10 @@ class ReadModel:
         # Aggregates changed since the search index last looked (see take_changes).
         self._changed: set[str] = set()
         self.applied = 0
+        # Effective-order positions of the conflicts, kept only when asked for: a
+        # model folded from one partition of the aggregates (derived/parallel.py)
+        # needs them to interleave its conflicts with the other partitions'.
+        self._positions: list[tuple[int, int]] | None = None
 
     # -- writing ------------------------------------------------------------------
 
@@ -98,6 +102,11 @@ class ReadModel:
             self._conflicts.append(
                 ConflictRecord(stored.event_id, aggregate_id, reason, envelope.occurred_at)
             )
+            if self._positions is not None:
+                synced = stored.global_seq
+                self._positions.append(
+                    (1, stored.commit_seq) if synced is None else (0, synced)
+                )
 
     def _step(
         self, entry: Entry, aggregate_type: str, aggregate_id: str, envelope: Envelope
@@ -156,6 +165,24 @@ class ReadModel:
             if isinstance(state, Project) and state.goal_id is not None:
                 self._links.setdefault(state.goal_id, set()).add(project_id)
         self._changed = set(entries)
+
+    def track_positions(self) -> None:
+        """Remember each conflict's effective-order position (call on an empty model)."""
+        if self.applied or self._conflicts:
+            raise ValueError("positions can only be tracked from an empty model")
+        self._positions = []
+
+    def set_conflict_positions(self, positions: list[tuple[int, int]]) -> None:
+        """Attach the positions of the conflicts a restored model holds (one each)."""
+        if len(positions) != len(self._conflicts):
+            raise ValueError("one position per conflict is needed")
+        self._positions = list(positions)
+
+    def conflict_positions(self) -> list[tuple[int, int]]:
+        """(0, global seq) or (1, commit seq) of each conflict, in the conflicts' order."""
+        if self._positions is None:
+            raise ValueError("conflict positions were not tracked")
+        return list(self._positions)
 
     # -- raw access (cache, search, tests) -------------------------------------------
 

@@ -160,15 +160,19 @@ class SearchIndex:
     def _match(self, conn: sqlite3.Connection, kind: str, table: str, match: str) -> list[int]:
         rank = _RANK[kind].format(table=table)
         sql = (
-            f"SELECT rowid FROM {table} WHERE {table} MATCH ?"  # noqa: S608 - fixed names
-            f" ORDER BY {rank}, rowid"
+            f"SELECT rowid, {rank} FROM {table} WHERE {table} MATCH ?"  # noqa: S608 - fixed names
         )
         try:
-            return [int(row[0]) for row in conn.execute(sql, (match,))]
+            rows = [(float(row[1]), int(row[0])) for row in conn.execute(sql, (match,))]
         except sqlite3.Error:
             # Should not happen with quoted literals; the query text stays out of the log.
             log.warning("search query on %s failed; treated as no match", table)
             return []
+        # Equal scores by aggregate id, not by rowid: rowids follow the order the read
+        # model was filled in (replay, cache or parallel rebuild), ids do not.
+        ids = self._ids
+        rows.sort(key=lambda hit: (hit[0], ids.get(hit[1], "")))
+        return [rowid for _, rowid in rows]
 
     def _scan(self, kind: str, text: str) -> list[str]:
         """Short queries: word-start matches, then substring matches, then by position and id."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 
-from mo_local.store.errors import MalformedRow
+from mo_local.store.errors import InvalidArgument, MalformedRow
 from mo_local.store.log import check_batch_size, paginate
 from mo_local.store.records import Cursor, StoredEvent, select_events
 
@@ -25,6 +25,14 @@ _PENDING_AFTER = (
     select_events("NULL") + " FROM pending p CROSS JOIN events e ON e.commit_seq = p.commit_seq"
     " WHERE p.commit_seq > :after ORDER BY p.commit_seq LIMIT :limit"
 )
+
+
+# The same two phases restricted to one partition of the aggregates (parallel
+# rebuilds, derived/parallel.py): the code point of the aggregate id's last
+# character modulo the partition count. For UUID text that splits 50/50 in two.
+_IN_PARTITION = " AND COALESCE(unicode(substr(e.aggregate_id, -1)), 0) % :parts = :part"
+_SYNCED_PARTITION = _SYNCED_AFTER.replace(" ORDER BY", _IN_PARTITION + " ORDER BY")
+_PENDING_PARTITION = _PENDING_AFTER.replace(" ORDER BY", _IN_PARTITION + " ORDER BY")
 
 
 def _global_seq(event: StoredEvent) -> int:
@@ -43,6 +51,28 @@ def read_effective_order(
     )
     yield from paginate(
         conn, _PENDING_AFTER, {}, after.committed, lambda e: e.commit_seq, batch_size
+    )
+
+
+def read_effective_partition(
+    conn: sqlite3.Connection, part: int, parts: int, batch_size: int
+) -> Iterator[StoredEvent]:
+    """Every event of the aggregates in partition `part` of `parts`, in effective order.
+
+    Filtering a whole partition of aggregates keeps each aggregate's events (and
+    its key records) together and in their relative effective order, which is all
+    a per-aggregate fold needs.
+    """
+    check_batch_size(batch_size)
+    if not 0 <= part < parts:
+        raise InvalidArgument("part must be in [0, parts)")
+    yield from paginate(
+        conn, _SYNCED_PARTITION, {"committed": 0, "part": part, "parts": parts}, 0,
+        _global_seq, batch_size,
+    )
+    yield from paginate(
+        conn, _PENDING_PARTITION, {"part": part, "parts": parts}, 0,
+        lambda e: e.commit_seq, batch_size,
     )
 
 
