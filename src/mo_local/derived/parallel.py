@@ -53,11 +53,15 @@ from mo_local.derived.readmodel import Entry, ReadModel
 from mo_local.derived.snapshot import SnapshotError, decode_snapshot, encode_snapshot
 from mo_local.eventlog import REPLAY_PAGE_SIZE, EncryptedLog, EventLogError, OpenedEvent
 from mo_local.store.eventstore import EventStore
+from mo_local.store.ordering import BUCKETS
 from mo_local.store.records import Cursor, StoredEvent
 
 # Below this many rows a second process costs more than it saves (fork, merge).
 MIN_EVENTS = 20_000
-_PARTS = 2
+# The child folds the aggregates of buckets [_SPLIT, BUCKETS) — 9 of the 16 UUID
+# buckets — and the parent the rest: the parent also reads every row from SQLite
+# (the child's before the fork), so the child takes the larger share.
+_SPLIT = 8
 _FORMAT = 1
 # Generous: the child folds half the log at tens of thousands of events per
 # second; this only bounds how long a stuck child can delay the fallback.
@@ -90,7 +94,7 @@ def rebuild_in_two(
 ) -> Folded | None:
     """Fold the whole log on two cores; None if that did not work out (replay instead)."""
     total = store.count_events()
-    theirs_rows = list(store.read_effective_partition(1, _PARTS, batch_size=1_000))
+    theirs_rows = list(store.read_effective_buckets(_SPLIT, BUCKETS, batch_size=1_000))
     if deadline_s is None:
         deadline_s = max(_MIN_DEADLINE_S, total / _EVENTS_PER_DEADLINE_S)
     read_fd, write_fd = os.pipe()
@@ -110,7 +114,7 @@ def rebuild_in_two(
     try:
         mine = ReadModel()
         mine.track_positions()
-        counted = _Counter(store.read_effective_partition(0, _PARTS, REPLAY_PAGE_SIZE))
+        counted = _Counter(store.read_effective_buckets(0, _SPLIT, REPLAY_PAGE_SIZE))
         try:
             cursor, applied = _fold(mine, log.opened_rows(counted))
         except EventLogError:

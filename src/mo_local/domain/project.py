@@ -7,9 +7,10 @@ checked by the application layer, which can see other aggregates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 
+from mo_local.domain.copying import evolved
 from mo_local.domain.errors import Conflict, EventRejected, NotFound, ValidationError
 from mo_local.domain.events import (
     DomainEvent,
@@ -112,17 +113,17 @@ def _apply_change(state: Project, event: ProjectEvent) -> Project:
     if isinstance(event, ProjectStatusTransitioned):
         if event.status == state.status:
             raise _unchanged("status")
-        return replace(state, status=event.status, updated_at=event.at)
+        return evolved(state, status=event.status, updated_at=event.at)
     if isinstance(event, ProjectRescheduled):
         return _reschedule(state, event)
     if isinstance(event, ProjectRenamed):
         if event.name == state.name:
             raise _unchanged("name")
-        return replace(state, name=event.name, updated_at=event.at)
+        return evolved(state, name=event.name, updated_at=event.at)
     if isinstance(event, ProjectDescribed):
         if event.description == state.description:
             raise _unchanged("description")
-        return replace(state, description=event.description, updated_at=event.at)
+        return evolved(state, description=event.description, updated_at=event.at)
     if isinstance(event, ProjectGoalAdded | ProjectGoalRemoved):
         return _relink(state, event)
     if isinstance(
@@ -134,7 +135,7 @@ def _apply_change(state: Project, event: ProjectEvent) -> Project:
     ):
         return _change_milestone(state, event)
     if isinstance(event, ProjectArchived):
-        return replace(state, archived_at=event.at, updated_at=event.at)
+        return evolved(state, archived_at=event.at, updated_at=event.at)
     raise EventRejected("unknown project event", field="event")
 
 
@@ -150,7 +151,7 @@ def _reschedule(state: Project, event: ProjectRescheduled) -> Project:
             raise EventRejected("milestone outside dates", field="start_date", message=_KEEP_RULE)
         if milestone.target_date > event.target_date:
             raise EventRejected("milestone outside dates", field="target_date", message=_KEEP_RULE)
-    return replace(
+    return evolved(
         state, start_date=event.start_date, target_date=event.target_date, updated_at=event.at
     )
 
@@ -163,7 +164,7 @@ def _relink(state: Project, event: ProjectGoalAdded | ProjectGoalRemoved) -> Pro
             raise EventRejected(
                 "project linked", field="goal_id", message="project is already linked to a goal"
             )
-        return replace(state, goal_id=event.goal_id, updated_at=event.at)
+        return evolved(state, goal_id=event.goal_id, updated_at=event.at)
     if state.goal_id is None:
         raise EventRejected(
             "project not linked",
@@ -175,7 +176,7 @@ def _relink(state: Project, event: ProjectGoalAdded | ProjectGoalRemoved) -> Pro
         raise EventRejected(
             "linked to another goal", field="goal_id", message="project is linked to another goal"
         )
-    return replace(state, goal_id=None, updated_at=event.at)
+    return evolved(state, goal_id=None, updated_at=event.at)
 
 
 def _inside(state: Project, day: date) -> bool:
@@ -200,7 +201,7 @@ def _change_milestone(
                 "milestone outside dates", field="target_date", message=_MILESTONE_RULE
             )
         added = Milestone(event.milestone_id, event.name, event.target_date)
-        return replace(state, milestones=(*state.milestones, added), updated_at=event.at)
+        return evolved(state, milestones=(*state.milestones, added), updated_at=event.at)
     if current is None:
         raise EventRejected(
             "milestone missing", field="milestone_id", message="milestone does not exist"
@@ -215,7 +216,7 @@ def _change_milestone(
     if isinstance(event, ProjectMilestoneRenamed):
         if event.name == current.name:
             raise _unchanged("name")
-        changed = replace(current, name=event.name)
+        changed = evolved(current, name=event.name)
     elif isinstance(event, ProjectMilestoneRescheduled):
         if event.target_date == current.target_date:
             raise _unchanged("target_date")
@@ -223,11 +224,11 @@ def _change_milestone(
             raise EventRejected(
                 "milestone outside dates", field="target_date", message=_MILESTONE_RULE
             )
-        changed = replace(current, target_date=event.target_date)
+        changed = evolved(current, target_date=event.target_date)
     else:
-        changed = replace(current, archived=True)
+        changed = evolved(current, archived=True)
     milestones = tuple(changed if m.id == current.id else m for m in state.milestones)
-    return replace(state, milestones=milestones, updated_at=event.at)
+    return evolved(state, milestones=milestones, updated_at=event.at)
 
 
 def _checked(state: Project | None, events: list[ProjectEvent]) -> list[DomainEvent]:

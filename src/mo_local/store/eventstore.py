@@ -274,12 +274,12 @@ class EventStore:
         with self._guard():
             yield from ordering.read_effective_order(self._db(), after, batch_size)
 
-    def read_effective_partition(
-        self, part: int, parts: int, batch_size: int = DEFAULT_BATCH_SIZE
+    def read_effective_buckets(
+        self, low: int, high: int, batch_size: int = DEFAULT_BATCH_SIZE
     ) -> Iterator[StoredEvent]:
-        """Every row of the aggregates in partition `part` of `parts`, in effective order."""
+        """Every row of the aggregates in buckets [low, high), in effective order."""
         with self._guard():
-            yield from ordering.read_effective_partition(self._db(), part, parts, batch_size)
+            yield from ordering.read_effective_buckets(self._db(), low, high, batch_size)
 
     def cursor_is_prefix(self, cursor: Cursor) -> bool:
         """True iff the applied set of `cursor` still prefixes the effective order (INV-011)."""

@@ -27,12 +27,17 @@ _PENDING_AFTER = (
 )
 
 
-# The same two phases restricted to one partition of the aggregates (parallel
-# rebuilds, derived/parallel.py): the code point of the aggregate id's last
-# character modulo the partition count. For UUID text that splits 50/50 in two.
-_IN_PARTITION = " AND COALESCE(unicode(substr(e.aggregate_id, -1)), 0) % :parts = :part"
-_SYNCED_PARTITION = _SYNCED_AFTER.replace(" ORDER BY", _IN_PARTITION + " ORDER BY")
-_PENDING_PARTITION = _PENDING_AFTER.replace(" ORDER BY", _IN_PARTITION + " ORDER BY")
+# The same two phases restricted to a range of aggregate buckets (parallel rebuilds,
+# derived/parallel.py). An aggregate's bucket is the place of the last character of
+# its id in "0123456789abcdef" (1–16; 0 for anything else): uniform for UUIDs, and
+# every event and key record of one aggregate lands in the same bucket.
+BUCKETS = 17
+_IN_BUCKETS = (
+    " AND instr('0123456789abcdef', lower(substr(e.aggregate_id, -1)))"
+    " BETWEEN :low AND :high - 1"
+)
+_SYNCED_BUCKETS = _SYNCED_AFTER.replace(" ORDER BY", _IN_BUCKETS + " ORDER BY")
+_PENDING_BUCKETS = _PENDING_AFTER.replace(" ORDER BY", _IN_BUCKETS + " ORDER BY")
 
 
 def _global_seq(event: StoredEvent) -> int:
@@ -54,26 +59,23 @@ def read_effective_order(
     )
 
 
-def read_effective_partition(
-    conn: sqlite3.Connection, part: int, parts: int, batch_size: int
+def read_effective_buckets(
+    conn: sqlite3.Connection, low: int, high: int, batch_size: int
 ) -> Iterator[StoredEvent]:
-    """Every event of the aggregates in partition `part` of `parts`, in effective order.
+    """Every row of the aggregates with low <= bucket < high, in effective order.
 
-    Filtering a whole partition of aggregates keeps each aggregate's events (and
-    its key records) together and in their relative effective order, which is all
-    a per-aggregate fold needs.
+    Taking whole aggregates keeps each aggregate's events (and its key records)
+    together and in their relative effective order, which is all a per-aggregate
+    fold needs.
     """
     check_batch_size(batch_size)
-    if not 0 <= part < parts:
-        raise InvalidArgument("part must be in [0, parts)")
+    if not 0 <= low <= high <= BUCKETS:
+        raise InvalidArgument(f"buckets must satisfy 0 <= low <= high <= {BUCKETS}")
+    params = {"low": low, "high": high}
     yield from paginate(
-        conn, _SYNCED_PARTITION, {"committed": 0, "part": part, "parts": parts}, 0,
-        _global_seq, batch_size,
+        conn, _SYNCED_BUCKETS, {"committed": 0, **params}, 0, _global_seq, batch_size
     )
-    yield from paginate(
-        conn, _PENDING_PARTITION, {"part": part, "parts": parts}, 0,
-        lambda e: e.commit_seq, batch_size,
-    )
+    yield from paginate(conn, _PENDING_BUCKETS, params, 0, lambda e: e.commit_seq, batch_size)
 
 
 def advance(cursor: Cursor, event: StoredEvent) -> Cursor:

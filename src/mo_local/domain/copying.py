@@ -1,0 +1,28 @@
+"""`evolved`: a frozen state with some fields changed, at a fraction of `dataclasses.replace`.
+
+Reducers build a new state for every event of a replay; `replace` re-runs the
+dataclass `__init__` through keyword arguments (about 2 µs for a goal), this
+copies the instance dictionary (about 0.6 µs). It is meant only for the domain's
+own state classes: frozen dataclasses without `__slots__` or `__post_init__`,
+whose field values the caller has already validated (they come from events).
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def evolved(state: T, **changes: object) -> T:
+    """A copy of `state` with `changes` applied; TypeError for a field it does not have."""
+    fields = state.__dict__.copy()
+    if not changes.keys() <= fields.keys():
+        unknown = sorted(changes.keys() - fields.keys())
+        raise TypeError(f"{type(state).__name__} has no field {unknown}")
+    fields.update(changes)
+    new = object.__new__(type(state))
+    # Frozen dataclasses refuse attribute assignment; the instance dictionary is set
+    # as a whole, exactly as `object.__setattr__` in their generated __init__ would.
+    object.__setattr__(new, "__dict__", fields)
+    return new
