@@ -36,6 +36,7 @@ from mo_local.app.ports import EventMeta
 from mo_local.app.queries import ListGoals
 from mo_local.client import Client
 from mo_local.crypto.kdf import DEFAULT_KDF, MINIMUM_KDF
+from mo_local.derived import parallel
 from mo_local.domain.events import DomainEvent, GoalCreated, GoalRefined
 from mo_local.domain.values import Priority, Slice, TargetMonth, format_timestamp
 from mo_local.repository import EncryptedRepository
@@ -176,9 +177,12 @@ def build_store(home: Path, events: int, per_aggregate: int = 10) -> None:
     client.close()  # builds and saves the encrypted cache
 
 
-def ours_rebuild(home: Path) -> tuple[float, int]:
+def ours_rebuild(home: Path, two_cores: bool = True) -> tuple[float, int]:
+    """Events/s of `Client.rebuild` (it saves the cache too), on two cores or on one."""
     client = Client.open(home)
     client.unlock(PASSPHRASE)
+    if not two_cores:
+        client.session.projector.parallel_from = None
     start = time.perf_counter()
     count = client.rebuild()
     elapsed = time.perf_counter() - start
@@ -233,6 +237,7 @@ def main() -> None:
         build_store(home, args.events)
         results = [ours_rebuild(home) for _ in range(repeat)]
         rebuild, count = max(results)
+        one_core, _ = max(ours_rebuild(home, two_cores=False) for _ in range(repeat))
         base_replay = baseline_replay(tmp, args.events, repeat)
         cached, unlock_c, opened_c = quickest(repeat, lambda: first_list(home, with_cache=True))
         replayed, unlock_r, opened_r = quickest(
@@ -246,6 +251,10 @@ def main() -> None:
     print(
         f"rebuild ({count:,} events)   : {rebuild:9,.0f} events/s     eventsourcing replay "
         f"{base_replay:9,.0f}/s   ratio {rebuild / base_replay:.2f}"
+    )
+    print(
+        f"rebuild on one core          : {one_core:9,.0f} events/s     (two cores: ratio "
+        f"{rebuild / one_core:.2f}; parallel rebuild {'on' if parallel.available() else 'off'})"
     )
     print(
         f"open -> first goal list, cache : {cached:6.3f} s (unlock {unlock_c:.3f} s at "

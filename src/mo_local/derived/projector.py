@@ -48,8 +48,9 @@ class Projector:
         self._vault = vault
         self._scope = scope
         self._save_every = max(1, save_every)
-        # Rebuild on two cores from this many rows on (None: always on one core).
-        self._parallel_from = parallel_from
+        # Rebuild on two cores from this many rows on (None: always on one core);
+        # public so that benchmarks and diagnostics can compare both ways.
+        self.parallel_from = parallel_from
         self._model = ReadModel()
         self._cursor = Cursor()
         self._search = SearchIndex(self._model)
@@ -131,9 +132,9 @@ class Projector:
 
     def _parallel_rebuild(self) -> int | None:
         """Fold the log on two cores (derived/parallel.py); None to replay on one."""
-        if self._parallel_from is None or not parallel.available():
+        if self.parallel_from is None or not parallel.available():
             return None
-        if self._store.count_events() < self._parallel_from:
+        if self._store.count_events() < self.parallel_from:
             return None
         folded = parallel.rebuild_in_two(self._store, self._log)
         if folded is None:
