@@ -35,6 +35,7 @@ from mo_local.domain.events import (
     ProjectRenamed,
 )
 from mo_local.eventlog import EventLogError
+from mo_local.store.records import stored_event
 
 pytestmark = pytest.mark.skipif(not parallel.available(), reason="needs fork and two cores")
 
@@ -103,11 +104,13 @@ def test_parallel_rebuild_equals_the_sequential_one(env: Env) -> None:
 
 def test_both_partitions_get_work_and_together_cover_the_log(env: Env) -> None:
     busy_log(env)
-    halves = [list(env.store.read_effective_buckets(0, 8)), list(env.store.read_effective_buckets(8, 17))]
+    halves = [list(env.store.read_effective_buckets(low, high)) for low, high in ((0, 8), (8, 17))]
     assert all(len(half) > 10 for half in halves)
     assert sorted(r.event_id for half in halves for r in half) == sorted(
         r.event_id for r in env.store.read_commit_order()
     )
+    # The unchecked read the parent does before the fork gives the same rows.
+    assert [stored_event(row) for row in env.store.effective_bucket_rows(8, 17)] == halves[1]
     whole = [r.event_id for r in env.store.read_effective_order()]
     for half in halves:  # each half keeps the effective order
         ids = [r.event_id for r in half]

@@ -54,7 +54,7 @@ from mo_local.derived.snapshot import SnapshotError, decode_snapshot, encode_sna
 from mo_local.eventlog import REPLAY_PAGE_SIZE, EncryptedLog, EventLogError, OpenedEvent
 from mo_local.store.eventstore import EventStore
 from mo_local.store.ordering import BUCKETS
-from mo_local.store.records import Cursor, StoredEvent
+from mo_local.store.records import Cursor, StoredEvent, stored_event
 
 # Below this many rows a second process costs more than it saves (fork, merge).
 MIN_EVENTS = 20_000
@@ -94,7 +94,7 @@ def rebuild_in_two(
 ) -> Folded | None:
     """Fold the whole log on two cores; None if that did not work out (replay instead)."""
     total = store.count_events()
-    theirs_rows = list(store.read_effective_buckets(_SPLIT, BUCKETS, batch_size=1_000))
+    theirs_rows = store.effective_bucket_rows(_SPLIT, BUCKETS)
     if deadline_s is None:
         deadline_s = max(_MIN_DEADLINE_S, total / _EVENTS_PER_DEADLINE_S)
     read_fd, write_fd = os.pipe()
@@ -176,7 +176,9 @@ def _fold(model: ReadModel, opened: Iterable[OpenedEvent]) -> tuple[Cursor, int]
 # -- the child ----------------------------------------------------------------------
 
 
-def _child(read_fd: int, write_fd: int, log: EncryptedLog, rows: list[StoredEvent]) -> NoReturn:
+def _child(
+    read_fd: int, write_fd: int, log: EncryptedLog, rows: list[tuple[object, ...]]
+) -> NoReturn:
     code = 1
     try:
         os.close(read_fd)
@@ -187,7 +189,8 @@ def _child(read_fd: int, write_fd: int, log: EncryptedLog, rows: list[StoredEven
         log.detach_store()
         model = ReadModel()
         model.track_positions()
-        cursor, applied = _fold(model, log.opened_rows(rows))
+        # The rows were read unchecked before the fork: check each one here.
+        cursor, applied = _fold(model, log.opened_rows(map(stored_event, rows)))
         body = cbor2.dumps(
             [
                 _FORMAT,

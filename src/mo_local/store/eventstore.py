@@ -281,6 +281,11 @@ class EventStore:
         with self._guard():
             yield from ordering.read_effective_buckets(self._db(), low, high, batch_size)
 
+    def effective_bucket_rows(self, low: int, high: int) -> list[tuple[object, ...]]:
+        """`read_effective_buckets` as unchecked row tuples, read whole (see ordering.py)."""
+        with self._guard():
+            return ordering.effective_bucket_rows(self._db(), low, high)
+
     def cursor_is_prefix(self, cursor: Cursor) -> bool:
         """True iff the applied set of `cursor` still prefixes the effective order (INV-011)."""
         with self._guard():
