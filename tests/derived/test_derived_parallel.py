@@ -180,3 +180,15 @@ def test_small_logs_rebuild_on_one_core(env: Env, monkeypatch: pytest.MonkeyPatc
     projector = Projector(env.store, env.log, env.vault, env.store_id)  # default threshold
     assert projector.rebuild() > 0
     assert calls == []
+
+
+def test_logs_above_the_memory_cap_rebuild_on_one_core(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    busy_log(env, goals=2)
+    monkeypatch.setattr(parallel, "MAX_EVENTS", env.store.count_events() - 1)
+    calls: list[int] = []
+    monkeypatch.setattr(parallel, "rebuild_in_two", lambda *a, **k: calls.append(1))
+    projector = Projector(env.store, env.log, env.vault, env.store_id, parallel_from=1)
+    assert projector.rebuild() > 0
+    assert calls == []

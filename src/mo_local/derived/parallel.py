@@ -40,6 +40,7 @@ import heapq
 import os
 import select
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -58,6 +59,9 @@ from mo_local.store.records import Cursor, StoredEvent, stored_event
 
 # Below this many rows a second process costs more than it saves (fork, merge).
 MIN_EVENTS = 20_000
+# Above this many, one core: the child's rows are held in memory before the fork
+# (about 0.9 KB each, so ~150 MB at this size), and replays otherwise stream.
+MAX_EVENTS = 300_000
 # The child folds the aggregates of buckets [_SPLIT, BUCKETS) — 9 of the 16 UUID
 # buckets — and the parent the rest: the parent also reads every row from SQLite
 # (the child's before the fork), so the child takes the larger share.
@@ -80,7 +84,8 @@ class Folded:
 
 def available() -> bool:
     """True if a parallel rebuild may run in this process (fork, two cores, one thread)."""
-    if not hasattr(os, "fork") or threading.active_count() != 1:
+    # Linux only: elsewhere fork() without exec is discouraged (macOS system libraries).
+    if not sys.platform.startswith("linux") or threading.active_count() != 1:
         return False
     try:
         cores = len(os.sched_getaffinity(0))

@@ -134,7 +134,7 @@ class Projector:
         """Fold the log on two cores (derived/parallel.py); None to replay on one."""
         if self.parallel_from is None or not parallel.available():
             return None
-        if self._store.count_events() < self.parallel_from:
+        if not self.parallel_from <= self._store.count_events() <= parallel.MAX_EVENTS:
             return None
         folded = parallel.rebuild_in_two(self._store, self._log)
         if folded is None:
