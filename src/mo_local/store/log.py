@@ -283,13 +283,15 @@ def read_commit_order(
     return paginate(conn, sql, {}, after, lambda e: e.commit_seq, batch_size)
 
 
-def read_pending(conn: sqlite3.Connection, batch_size: int) -> Iterator[StoredEvent]:
-    """Rows without a sync mapping, in commit order."""
+def read_pending(
+    conn: sqlite3.Connection, batch_size: int, after: int = 0
+) -> Iterator[StoredEvent]:
+    """Rows without a sync mapping with commit_seq > after, in commit order."""
     sql = (
         select_events("NULL") + " FROM pending p CROSS JOIN events e ON e.commit_seq = p.commit_seq"
         " WHERE p.commit_seq > :after ORDER BY p.commit_seq LIMIT :limit"
     )
-    return paginate(conn, sql, {}, 0, lambda e: e.commit_seq, batch_size)
+    return paginate(conn, sql, {}, after, lambda e: e.commit_seq, batch_size)
 
 
 def key_records(
@@ -312,3 +314,169 @@ def key_record(conn: sqlite3.Connection, key_id: str) -> StoredEvent | None:
     """The key record that introduced `key_id`, if present."""
     row = conn.execute(_KEY_RECORD_BY_KEY_ID, (key_id,)).fetchone()
     return stored_event(tuple(row)) if row is not None else None
+
+
+# -- page-wise operations of sync ----------------------------------------------------
+#
+# A sync page holds up to a thousand records; these do for a whole page what the
+# per-row functions above do for one, with one indexed query per check (the ids
+# travel as a JSON array and are joined through json_each) and one executemany
+# per table. They run the same checks and raise the same errors, for the first
+# offending row in the order given.
+
+
+def get_events(conn: sqlite3.Connection, event_ids: Sequence[str]) -> dict[str, StoredEvent]:
+    """Those of `event_ids` already in the log, by event id."""
+    rows = conn.execute(
+        select_events() + " FROM json_each(?) j CROSS JOIN events e ON e.event_id = j.value"
+        " LEFT JOIN sync_map m ON m.event_id = e.event_id",
+        (json.dumps(list(event_ids)),),
+    ).fetchall()
+    events = (stored_event(tuple(row)) for row in rows)
+    return {event.event_id: event for event in events}
+
+
+def versions_from(
+    conn: sqlite3.Connection, lowest: Mapping[str, int]
+) -> list[tuple[str, int, str, bool]]:
+    """(aggregate id, version, event id, synced) of the events of each aggregate in `lowest`
+    whose version is at least the one given for it."""
+    rows = conn.execute(
+        "SELECT e.aggregate_id, e.version, e.event_id, m.global_seq IS NOT NULL"
+        " FROM json_each(?) j CROSS JOIN events e"
+        " ON e.aggregate_id = j.key AND e.kind = 'event' AND e.version >= j.value"
+        " LEFT JOIN sync_map m ON m.event_id = e.event_id",
+        (json.dumps(dict(lowest)),),
+    ).fetchall()
+    result = []
+    for aggregate_id, version, event_id, synced in rows:
+        if not (isinstance(aggregate_id, str) and isinstance(version, int)
+                and isinstance(event_id, str)):
+            raise MalformedRow("event row has impossible column types")
+        result.append((aggregate_id, version, event_id, bool(synced)))
+    return result
+
+
+def _present(conn: sqlite3.Connection, sql: str, values: Sequence[object]) -> set[object]:
+    """The values of `values` that `sql` (one json_each parameter) finds."""
+    return {row[0] for row in conn.execute(sql, (json.dumps(list(values)),))}
+
+
+def insert_remote_many(conn: sqlite3.Connection, rows: Sequence[tuple[NewEvent, int]]) -> None:
+    """`insert_remote` for each (event, global seq) in order, with one query per check."""
+    if not rows:
+        return
+    ids = [event.event_id for event, _ in rows]
+    seqs = [seq for _, seq in rows]
+    versions = [(e.aggregate_id, e.version) for e, _ in rows if e.kind == KIND_EVENT]
+    keys = [event.key_id for event, _ in rows if event.kind == KIND_KEY]
+    existing = _present(
+        conn, "SELECT e.event_id FROM json_each(?) j CROSS JOIN events e ON e.event_id = j.value",
+        ids,
+    )
+    mapped = _present(
+        conn,
+        "SELECT m.global_seq FROM json_each(?) j CROSS JOIN sync_map m ON m.global_seq = j.value",
+        seqs,
+    )
+    held: set[tuple[object, object]] = {
+        (aggregate_id, version)
+        for aggregate_id, version in conn.execute(
+            "SELECT e.aggregate_id, e.version FROM json_each(?) j CROSS JOIN events e"
+            " ON e.aggregate_id = j.value ->> 0 AND e.version = j.value ->> 1"
+            " AND e.kind = 'event'",
+            (json.dumps(versions),),
+        )
+    } if versions else set()
+    taken = _present(
+        conn, "SELECT k.key_id FROM json_each(?) j CROSS JOIN keys k ON k.key_id = j.value", keys
+    ) if keys else set()
+    if (
+        existing or mapped or held or taken or min(seqs) < 1
+        or len(set(ids)) < len(ids) or len(set(seqs)) < len(seqs)
+        or len(set(versions)) < len(versions) or len(set(keys)) < len(keys)
+    ):
+        _refuse_first(rows, existing, mapped, held, taken)
+    conn.executemany(
+        "INSERT INTO events (event_id, kind, aggregate_type, aggregate_id, version, key_id, record)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (e.event_id, e.kind, e.aggregate_type, e.aggregate_id, e.version, e.key_id, e.record)
+            for e, _ in rows
+        ],
+    )
+    if keys:
+        conn.executemany(
+            "INSERT INTO keys (key_id, aggregate_id, event_id) VALUES (?, ?, ?)",
+            [(e.key_id, e.aggregate_id, e.event_id) for e, _ in rows if e.kind == KIND_KEY],
+        )
+    conn.executemany("INSERT INTO sync_map (event_id, global_seq) VALUES (?, ?)",
+                     zip(ids, seqs, strict=True))
+
+
+def _refuse_first(
+    rows: Sequence[tuple[NewEvent, int]],
+    existing: set[object],
+    mapped: set[object],
+    held: set[tuple[object, object]],
+    taken: set[object],
+) -> None:
+    """Raise what `insert_remote`, row after row, would raise first."""
+    for event, global_seq in rows:
+        if event.event_id in existing:
+            raise DuplicateEvent(event.event_id)
+        existing.add(event.event_id)
+        if global_seq < 1:
+            raise InvalidArgument("global sequences start at 1")
+        if global_seq in mapped:
+            raise StoreError(f"global sequence {global_seq} is already mapped to another event")
+        mapped.add(global_seq)
+        if event.kind == KIND_EVENT:
+            if (event.aggregate_id, event.version) in held:
+                raise VersionTaken(event.aggregate_id, event.version)
+            held.add((event.aggregate_id, event.version))
+        else:
+            if event.key_id in taken:
+                raise StoreError(f"key id {event.key_id} is already registered")
+            taken.add(event.key_id)
+    raise AssertionError("unreachable: the caller found a conflict")
+
+
+def mark_synced_many(conn: sqlite3.Connection, pairs: Sequence[tuple[str, int]]) -> None:
+    """`mark_synced` for each (event id, global seq) in order, with one query per check."""
+    if not pairs:
+        return
+    ids = [event_id for event_id, _ in pairs]
+    current: dict[object, object] = dict(
+        conn.execute(
+            "SELECT m.event_id, m.global_seq FROM json_each(?) j"
+            " CROSS JOIN sync_map m ON m.event_id = j.value",
+            (json.dumps(ids),),
+        ).fetchall()
+    )
+    known = _present(
+        conn,
+        "SELECT e.event_id FROM json_each(?) j CROSS JOIN events e ON e.event_id = j.value",
+        ids,
+    )
+    mapped = _present(
+        conn,
+        "SELECT m.global_seq FROM json_each(?) j CROSS JOIN sync_map m ON m.global_seq = j.value",
+        [seq for _, seq in pairs],
+    )
+    new: list[tuple[str, int]] = []
+    for event_id, global_seq in pairs:
+        if event_id in current:
+            if current[event_id] == global_seq:
+                continue  # a lost acknowledgement being replayed
+            raise ImmutableEvent("INV-001: event is already synced under another sequence")
+        if event_id not in known:
+            raise UnknownEvent(event_id)
+        if global_seq < 1:
+            raise InvalidArgument("global sequences start at 1")
+        if global_seq in mapped:
+            raise StoreError(f"global sequence {global_seq} is already mapped to another event")
+        current[event_id] = global_seq
+        mapped.add(global_seq)
+        new.append((event_id, global_seq))
+    conn.executemany("INSERT INTO sync_map (event_id, global_seq) VALUES (?, ?)", new)
