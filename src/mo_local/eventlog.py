@@ -358,3 +358,8 @@ class EncryptedLog:
         return seal_event_record(
             self.vault, self.store_id, row.event_id, header, self._dek(row.key_id), payload
         )
+
+    def remember_dek(self, aggregate_id: str, dek: Dek) -> None:
+        """Keep a DEK opened from a pulled key record, as `install_key_record` does."""
+        self._deks_by_id[dek.key_id] = dek
+        self._dek_by_aggregate.setdefault(aggregate_id, dek)

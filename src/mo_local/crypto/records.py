@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import NoReturn, Protocol
+from typing import NamedTuple, NoReturn, Protocol
 
 from mo_local.crypto import cbor
 from mo_local.crypto.errors import CryptoError, EncodingError
@@ -435,3 +435,195 @@ def open_key_record(
 def record_size_ok(record: bytes, limit: int = MAX_RECORD_SIZE) -> bool:
     """True if ``record`` is within ``limit`` bytes (cheap pre-check before decoding)."""
     return len(record) <= limit
+
+
+# -- records from the network (sync pulls) -----------------------------------------------
+#
+# The same checks as ``open_header`` followed by ``open_event_payload`` or
+# ``open_key_record`` — every pulled record's header and payload are authenticated,
+# with the same AADs — but the record is split once instead of three times, and the
+# canonical forms are recognised in place: anything else goes to the strict
+# generic decoder, which accepts nothing more (tests check that both agree).
+
+
+def _split_pulled(record: bytes) -> tuple[bytes, bytes]:
+    """(sealed header, sealed payload) of a record: exactly what ``_split`` returns."""
+    end = len(record) - len(_RECORD_SUFFIX)
+    if (
+        len(record) <= MAX_RECORD_SIZE
+        and record.startswith(_STANDARD_PREFIX)
+        and record.startswith(_RECORD_P_KEY, _P_KEY_OFFSET)
+        and record.endswith(_RECORD_SUFFIX)
+    ):
+        payload = cbor.split_bytes_item(record, _P_ITEM_OFFSET)
+        if payload is not None and payload[1] == end:
+            return record[len(_STANDARD_PREFIX) : _P_KEY_OFFSET], payload[0]
+    return _split(record)
+
+
+class PulledHeader(NamedTuple):
+    """A pulled record's header, checked as ``RecordHeader`` checks it (a tuple: one per record)."""
+
+    kind: str
+    aggregate_type: str
+    aggregate_id: str
+    version: int
+    key_id: str
+
+
+_HEADER_START = cbor.map_head(5) + cbor.text_item("kind")
+_HEADER_EVENT = cbor.text_item(KIND_EVENT) + cbor.text_item("key_id")
+_HEADER_KEY = cbor.text_item(KIND_KEY) + cbor.text_item("key_id")
+_HEADER_VERSION = cbor.text_item("version")
+_HEADER_AGGREGATE_ID = cbor.text_item("aggregate_id")
+_HEADER_AGGREGATE_TYPE = cbor.text_item("aggregate_type")
+_UINT_WIDTHS = {24: 1, 25: 2, 26: 4, 27: 8}
+
+
+class _NotCanonical(Exception):
+    """The bytes are not the canonical layout: the strict decoder decides."""
+
+
+def _label_at(data: bytes, pos: int) -> tuple[str, int]:
+    """The canonical text item of a label (1 to MAX_LABEL_BYTES bytes) at ``pos``, and the
+    offset after it."""
+    initial = data[pos]
+    if 0x60 < initial < 0x78:
+        start, end = pos + 1, pos + 1 + initial - 0x60
+    elif initial == 0x78 and 24 <= data[pos + 1] <= MAX_LABEL_BYTES:
+        start = pos + 2
+        end = start + data[pos + 1]
+    else:
+        raise _NotCanonical
+    if end > len(data):
+        raise _NotCanonical
+    return data[start:end].decode("utf-8"), end
+
+
+def _header_fields(plain: bytes) -> PulledHeader:
+    """The header if ``plain`` is exactly the canonical map ``_header_plaintext`` encodes
+    of a valid header; _NotCanonical otherwise (also for anything ``RecordHeader`` refuses)."""
+    pos = len(_HEADER_START)
+    if not plain.startswith(_HEADER_START):
+        raise _NotCanonical
+    if plain.startswith(_HEADER_EVENT, pos):
+        kind, pos = KIND_EVENT, pos + len(_HEADER_EVENT)
+    elif plain.startswith(_HEADER_KEY, pos):
+        kind, pos = KIND_KEY, pos + len(_HEADER_KEY)
+    else:
+        raise _NotCanonical
+    key_id, pos = _label_at(plain, pos)
+    if not plain.startswith(_HEADER_VERSION, pos):
+        raise _NotCanonical
+    pos += len(_HEADER_VERSION)
+    initial = plain[pos]
+    if initial < 24:
+        version = initial
+        pos += 1
+    else:
+        width = _UINT_WIDTHS.get(initial)
+        if width is None:
+            raise _NotCanonical
+        version = int.from_bytes(plain[pos + 1 : pos + 1 + width], "big")
+        pos += 1 + width
+        # Canonical (the shortest head that holds it), within range, and all there.
+        if not (24 if width == 1 else 1 << (4 * width)) <= version <= MAX_VERSION or pos > len(
+            plain
+        ):
+            raise _NotCanonical
+    if not plain.startswith(_HEADER_AGGREGATE_ID, pos):
+        raise _NotCanonical
+    aggregate_id, pos = _label_at(plain, pos + len(_HEADER_AGGREGATE_ID))
+    if not plain.startswith(_HEADER_AGGREGATE_TYPE, pos):
+        raise _NotCanonical
+    aggregate_type, pos = _label_at(plain, pos + len(_HEADER_AGGREGATE_TYPE))
+    if pos != len(plain):
+        raise _NotCanonical
+    return PulledHeader(kind, aggregate_type, aggregate_id, version, key_id)
+
+
+def parse_header_plaintext(padded: bytes) -> PulledHeader:
+    """The header a decrypted (padded) header plaintext holds; the checks of ``open_header``.
+
+    The canonical layout of a valid header is read in place; any other bytes go
+    to the strict generic decoder and ``RecordHeader``, which refuse them (or,
+    were they valid after all, read the same header).
+    """
+    plain = unpad_fixed(padded, HEADER_PLAINTEXT_SIZE)
+    try:
+        return _header_fields(plain)
+    except (_NotCanonical, IndexError, UnicodeDecodeError):
+        pass
+    value = cbor.decode(plain, max_size=HEADER_PLAINTEXT_SIZE, max_depth=1)
+    checked = cbor.expect_map(value, _HEADER_KEYS, "record header")
+    header = RecordHeader(
+        kind=cbor.field_str(checked, "kind", "record header"),
+        aggregate_type=cbor.field_str(checked, "aggregate_type", "record header"),
+        aggregate_id=cbor.field_str(checked, "aggregate_id", "record header"),
+        version=cbor.field_int(checked, "version", "record header"),
+        key_id=cbor.field_str(checked, "key_id", "record header"),
+    )
+    return PulledHeader(
+        header.kind, header.aggregate_type, header.aggregate_id, header.version, header.key_id
+    )
+
+
+class PulledRecordOpener:
+    """Opens records that arrived from the network for one store: the sync pull hot path.
+
+    ``header`` authenticates and parses the header (AAD binds store and event id)
+    and hands back the sealed payload; ``event_payload`` or ``key`` then opens that
+    payload under the AAD of the header's routing fields — exactly the checks of
+    ``open_header`` and ``open_event_payload``/``open_key_record``. The AADs are
+    assembled from pieces cached per store and per (kind, key, aggregate).
+    """
+
+    __slots__ = ("_parts", "_store_item", "_vault")
+    _MAX_CACHED = 4096  # aggregates; the cache is dropped when full (keeps memory bounded)
+
+    def __init__(self, vault: UnlockedVault, store_id: str) -> None:
+        """Bind the opener to ``vault`` and ``store_id``."""
+        _check_ids(store_id, "")
+        self._vault = vault
+        self._store_item = _STORE_ID_KEY + cbor.text_item(store_id)
+        self._parts: dict[tuple[str, str, str, str], tuple[bytes, bytes]] = {}
+
+    def header(self, event_id: str, record: bytes) -> tuple[PulledHeader, bytes]:
+        """Decrypt and parse ``record``'s header; returns it with the sealed payload."""
+        sealed_header, sealed_payload = _split_pulled(record)
+        # _header_aad(store_id, event_id), the store's part precomputed.
+        aad = b"".join((_HEADER_AAD_PREFIX, cbor.text_item(event_id), self._store_item))
+        padded = self._vault.stream_aead().open(sealed_header, aad)
+        return parse_header_plaintext(padded), sealed_payload
+
+    def _aad(self, event_id: str, header: PulledHeader) -> bytes:
+        """``payload_aad`` of the header's fields and ``event_id``."""
+        kind, aggregate_type, aggregate_id, version, key_id = header
+        parts = self._parts.get((kind, key_id, aggregate_id, aggregate_type))
+        if parts is None:
+            kind_item = _KIND_ITEMS.get(kind)
+            if kind_item is None:
+                raise EncodingError("record header: unknown kind")
+            parts = (
+                b"".join((_PAYLOAD_AAD_PREFIX, kind_item, _KEY_ID_KEY, cbor.text_item(key_id),
+                          _VERSION_KEY)),
+                b"".join((self._store_item, _AGGREGATE_ID_KEY, cbor.text_item(aggregate_id),
+                          _AGGREGATE_TYPE_KEY, cbor.text_item(aggregate_type))),
+            )
+            if len(self._parts) >= self._MAX_CACHED:
+                self._parts.clear()
+            self._parts[(kind, key_id, aggregate_id, aggregate_type)] = parts
+        return b"".join(
+            (parts[0], cbor.uint_item(version), _EVENT_ID_KEY, cbor.text_item(event_id), parts[1])
+        )
+
+    def event_payload(
+        self, event_id: str, header: PulledHeader, dek: Dek, sealed_payload: bytes
+    ) -> bytes:
+        """Decrypt an event's sealed payload; the unpadded envelope bytes."""
+        return unpad(dek._aead.open(sealed_payload, self._aad(event_id, header)))
+
+    def key(self, event_id: str, header: PulledHeader, sealed_payload: bytes) -> Dek:
+        """Unwrap the DEK of a key record's sealed payload."""
+        key = self._vault.unwrap_dek(sealed_payload, self._aad(event_id, header))
+        return Dek(key_id=header.key_id, key=key)
