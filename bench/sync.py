@@ -8,6 +8,10 @@
   single-record push latency (1 and 16 concurrent clients) and the baseline of the
   same bytes POSTed to a trivial endpoint of the same server stack.
 
+First, the same push and pull + apply through the client engine against an
+in-memory stand-in of the server (records kept in a list, same protocol checks):
+the client's own cost, and its share of the end-to-end time above.
+
     .venv/bin/python bench/sync.py [--events 50000] [--backend sqlite|postgres|both]
 """
 
@@ -18,6 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,7 +36,15 @@ from mo_local.domain.events import GoalCreated, GoalRefined
 from mo_local.domain.values import Priority, Slice, TargetMonth, format_timestamp
 from mo_local.repository import EncryptedRepository
 from mo_local.sync import session
-from mo_local.sync.transport import Transport
+from mo_local.sync.engine import SyncEngine
+from mo_local.sync.remote import RemoteConfig, RemoteState
+from mo_local.sync.transport import (
+    OutgoingRecord,
+    PulledRecord,
+    PullPage,
+    PushResult,
+    Transport,
+)
 
 PASSPHRASE = "bench passphrase"
 PASSWORD = "bench account password"
@@ -49,6 +62,55 @@ def fill(client: Client, events: int, per_aggregate: int = 10) -> None:
                                TargetMonth(2027, 5))]
             evs += [GoalRefined(goal_id, at, f"Goal {i} v{k}") for k in range(per_aggregate - 1)]
             repo.append("goal", goal_id, 0, evs, meta)
+
+
+class MemoryServer:
+    """The sync protocol over a list: idempotent pushes checked against the head, pages."""
+
+    def __init__(self) -> None:
+        self.records: list[PulledRecord] = []
+        self.seqs: dict[str, int] = {}
+
+    def push(self, store_id: str, expected_head: int,
+             records: Sequence[OutgoingRecord]) -> PushResult:
+        if any(r.event_id not in self.seqs for r in records) and expected_head != len(
+                self.records):
+            raise AssertionError("the bench pushes from one device only")
+        for r in records:
+            if r.event_id not in self.seqs:
+                self.records.append(PulledRecord(len(self.records) + 1, r.event_id, r.record))
+                self.seqs[r.event_id] = len(self.records)
+        return PushResult(len(self.records), {r.event_id: self.seqs[r.event_id] for r in records})
+
+    def pull(self, store_id: str, since: int, limit: int, wait: float = 0.0) -> PullPage:
+        page = tuple(self.records[since:since + limit])
+        return PullPage(page, len(self.records), since + limit < len(self.records))
+
+
+def run_client_only(events: int, tmp: Path) -> None:
+    """Push and pull + apply through the engine, the server replaced by `MemoryServer`."""
+    d1, _ = Client.create(tmp / "memory-d1", PASSPHRASE, MINIMUM_KDF)
+    fill(d1, events)
+    server = MemoryServer()
+    config = RemoteConfig("http://memory", "bench", d1.store_id)
+    RemoteState(d1.store).connect(config)
+    started = time.perf_counter()
+    pushed = SyncEngine(d1.store, d1.log, server, d1.store_id, lambda: None).push()
+    push_s = time.perf_counter() - started
+    records = len(server.records)
+    d2 = Client.create_from_header(tmp / "memory-d2", d1.vault_header, PASSPHRASE)
+    d1.close()
+    RemoteState(d2.store).connect(config)
+    started = time.perf_counter()
+    pulled = SyncEngine(d2.store, d2.log, server, d2.store_id, lambda: None).pull()
+    pull_s = time.perf_counter() - started
+    d2.close()
+    print(f"== client engine alone (server stand-in in memory): {events:,} events "
+          f"({records:,} records)")
+    print(f"push (client engine)          : {records / push_s:9,.0f} records/s "
+          f"({pushed:,} pushed in {push_s:.2f} s)")
+    print(f"pull + apply                  : {pulled / pull_s:9,.0f} records/s "
+          f"({pulled:,} in {pull_s:.2f} s)")
 
 
 def run(label: str, url: str, events: int, tmp: Path) -> None:
@@ -93,6 +155,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
+        run_client_only(args.events, tmp)
         if args.backend in ("sqlite", "both"):
             url = f"sqlite:///{tmp / 'server.db'}"
             run("sqlite", url, args.events, tmp)

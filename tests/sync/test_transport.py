@@ -6,6 +6,8 @@ few cases use httpx.MockTransport at that external boundary.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 
 import httpx
@@ -50,6 +52,26 @@ def test_base64url_round_trip_without_padding() -> None:
         assert "=" not in text and "+" not in text and "/" not in text
         assert decode_bytes(text) == data
         assert decode_bytes(text + "=" * (-len(text) % 4)) == data
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "AA", "AA==", "AA=", "AAA", "A", "AB-_", "AB+/", "AB-/", "A B", "AB\n", "é", "AA==A",
+     "=", "====", "AQ", "AR", "_w", "__8", "____", "AAAA" * 300],
+)
+def test_base64url_decoding_accepts_exactly_what_b64decode_does(text: str) -> None:
+    """`decode_bytes` skips base64.b64decode's per-call set-up; what it accepts is unchanged."""
+    stripped = text.rstrip("=")
+    padded = stripped + "=" * (-len(stripped) % 4)
+    try:
+        expected: bytes | str = base64.b64decode(padded, altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        expected = "refused"
+    try:
+        got: bytes | str = decode_bytes(text)
+    except RemoteRefused:
+        got = "refused"
+    assert got == expected
 
 
 def test_push_sends_base64url_and_the_bearer_token() -> None:

@@ -1,27 +1,36 @@
 """The client sync engine: pull and apply, rebase pending events, push (DESIGN.md §7).
 
-Pull applies the server's records in global order, one local transaction per
-page, and advances the cursor only to what was applied and committed. A pulled
-event that takes the (aggregate, version) of a pending local event shifts that
-aggregate's pending events up by one, re-sealed for their new versions with the
+Pull applies the server's records in global order, in local transactions of a
+few pages (the next page is fetched while one is applied), and advances the
+cursor only to what was applied and committed. A pulled event that takes the
+(aggregate, version) of a pending local event shifts that aggregate's pending
+events up by one, re-sealed for their new versions with the
 same event ids and plaintext (INV-010); synced events are never touched
 (INV-001, enforced again by the store's triggers). Push sends pending records in
 commit order, re-read from the database on every try (INV-018), with the cursor
 as the expected head, so the server accepts them only on top of everything this
-device has applied.
+device has applied; the next batch goes out while one is being recorded.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
-from typing import Literal, TypeVar
+from typing import Literal, NamedTuple, TypeVar
 
 from mo_local.crypto.errors import AuthenticationFailed, EncodingError
-from mo_local.crypto.records import KIND_EVENT, KIND_KEY, Dek, RecordHeader, open_event_payload
+from mo_local.crypto.records import (
+    KIND_EVENT,
+    KIND_KEY,
+    Dek,
+    PulledRecordOpener,
+    RecordHeader,
+    open_event_payload,
+)
 from mo_local.eventlog import EncryptedLog, EventLogError
 from mo_local.store.errors import InvalidArgument
 from mo_local.store.eventstore import EventStore
@@ -47,11 +56,16 @@ log = logging.getLogger("mo_local.sync")
 
 T = TypeVar("T")
 
-DEFAULT_PAGE_SIZE = 500
-DEFAULT_PUSH_RECORDS = 500
+# The server's default limits (records per pull page and per push). Every page costs
+# a round trip and a durable (fsync'd) local commit, so fewer, fuller pages sync faster.
+DEFAULT_PAGE_SIZE = 1000
+DEFAULT_PUSH_RECORDS = 1000
 # Raw bytes per push; base64 makes the body about 4/3 of it, under the server's 8 MiB.
 DEFAULT_PUSH_BYTES = 4 * 1024 * 1024
 DEFAULT_AHEAD_ROUNDS = 20
+# Pulled records applied in one local transaction at most (several pages): every
+# commit is durable (synchronous=FULL) and rewrites the index pages it touched.
+DEFAULT_GROUP_RECORDS = 10_000
 
 
 @dataclass(frozen=True)
@@ -63,8 +77,7 @@ class SyncResult:
     head: int
 
 
-@dataclass(frozen=True)
-class _Checked:
+class _Checked(NamedTuple):
     """A pulled record that passed verification, with what applying it means."""
 
     pulled: PulledRecord
@@ -89,6 +102,7 @@ class SyncEngine:
         push_records: int = DEFAULT_PUSH_RECORDS,
         push_bytes: int = DEFAULT_PUSH_BYTES,
         ahead_rounds: int = DEFAULT_AHEAD_ROUNDS,
+        group_records: int = DEFAULT_GROUP_RECORDS,
     ):
         self.store = client_store
         self.log = log
@@ -101,11 +115,15 @@ class SyncEngine:
         self.push_records = push_records
         self.push_bytes = push_bytes
         self.ahead_rounds = ahead_rounds
+        self.group_records = group_records
         if page_size < 2:
             raise ValueError("a pull page holds at least 2 records (one overlaps the cursor)")
         self._pulled = 0  # events applied by pulls, also those run inside push()
+        self._pushed = 0  # events pushed and recorded
+        self._acked = 0  # push acknowledgements recorded
         self._replay: list[str] | None = None
         self._deks: dict[str, Dek] = {}
+        self._opener = PulledRecordOpener(log.vault, store_id)
         self._replay_done = 0
 
     # -- the whole round ------------------------------------------------------------
@@ -123,12 +141,20 @@ class SyncEngine:
 
     # -- retries --------------------------------------------------------------------
 
-    def _with_retry(self, call: Callable[[], T]) -> T:
+    def _with_retry(self, call: Callable[[], T], progress: Callable[[], int] | None = None) -> T:
+        """`call()`, tried again after network failures with back-off.
+
+        `progress` counts steps `call` completes before it fails: a failure after
+        progress starts a fresh count, as a new call would.
+        """
         failures = 0
         while True:
+            done = progress() if progress is not None else 0
             try:
                 return call()
             except RemoteUnreachable:
+                if progress is not None and progress() != done:
+                    failures = 0
                 failures += 1
                 if failures >= self.retry.attempts:
                     raise
@@ -147,33 +173,73 @@ class SyncEngine:
         """Apply every record after the cursor; returns the events applied.
 
         Only the first page long-polls (`wait` seconds) — later pages exist already.
+        While a page is applied the next one is already being fetched (on a worker
+        thread; it is used only if this page applies completely), and consecutive
+        pages share one local transaction up to `group_records` records: each commit
+        is durable, and fewer of them write fewer index pages. A record that fails
+        verification, or a failed fetch, keeps what was applied before it committed,
+        with the cursor on its last record; a store error rolls back the group being
+        applied (as a crash would: its records are pulled again next time).
         """
         applied = 0
+        failure: Exception | None = None
         try:
-            while True:
+            with self.store.large_cache(), _Background() as background:
                 since, tip = self.state.cursor, self.state.tip
-                # Ask for the record at our cursor too: if the server holds another event
-                # there, its history changed under us (restored or replaced) — refuse.
-                overlap = since > 0 and tip is not None
-                page = self._with_retry(partial(
-                    self.transport.pull, self.store_id, since - 1 if overlap else since,
-                    self.page_size, wait))
-                wait = 0.0
-                self._behind_check(page.head)
-                if overlap:
-                    page = self._strip_overlap(since, tip, page)
-                count, error = self._apply_page(since, page)
-                applied += count
-                self._pulled += count
-                if error is not None:
-                    raise error
-                if not page.has_more or not page.records:
-                    break
+                page: PullPage | None = self._received(
+                    since, tip, self._fetch(since, tip, wait))
+                while page is not None:
+                    grouped = group_events = 0
+                    # A store error raised while applying rolls the whole group back
+                    # (as a crash would); a bad record or a failed fetch commits it first.
+                    with self.store.transaction():
+                        while True:
+                            last = page.records[-1] if page.records else None
+                            following = None
+                            if page.has_more and last is not None:
+                                following = background.submit(
+                                    self._fetch, last.seq, last.event_id, 0.0)
+                            count, failure = self._apply_page(since, page)
+                            group_events += count
+                            grouped += len(page.records)
+                            if failure is not None or following is None or last is None:
+                                page = None
+                                break
+                            since, tip = last.seq, last.event_id
+                            try:
+                                page = self._received(since, tip, following.result())
+                            except Exception as exc:  # noqa: BLE001 - raised below
+                                failure, page = exc, None
+                                break
+                            if grouped >= self.group_records:
+                                break  # the page received opens the next group
+                    applied += group_events
+                    self._pulled += group_events
+                    if failure is not None:
+                        raise failure
         finally:
             if applied:
                 log.info("sync: applied %d remote events", applied)
                 self.on_remote_events()
         return applied
+
+    def _fetch(self, since: int, tip: str | None, wait: float) -> PullPage:
+        """The page after `since` from the server (network only: may run on a worker thread).
+
+        It includes the record at `since` too: if the server holds another event
+        there, its history changed under us (restored or replaced) — `_received` refuses.
+        """
+        overlap = since > 0 and tip is not None
+        return self._with_retry(partial(
+            self.transport.pull, self.store_id, since - 1 if overlap else since,
+            self.page_size, wait))
+
+    def _received(self, since: int, tip: str | None, page: PullPage) -> PullPage:
+        """A fetched page checked against what this store saw, without the overlap record."""
+        self._behind_check(page.head)
+        if since > 0 and tip is not None:
+            page = self._strip_overlap(since, tip, page)
+        return page
 
     def _strip_overlap(self, since: int, tip: str | None, page: PullPage) -> PullPage:
         first = page.records[0] if page.records else None
@@ -182,38 +248,63 @@ class SyncEngine:
         return PullPage(page.records[1:], page.head, page.has_more)
 
     def _apply_page(self, since: int, page: PullPage) -> tuple[int, SyncCorrupt | None]:
+        """Apply a page's records up to the first bad one, inside the caller's transaction.
+
+        Returns the events applied and the bad record's error. The cursor moves to
+        the last record applied. New records of aggregates with nothing to rebase
+        are inserted together (`_PagePlan`), the others one by one, in pull order.
+        """
         checked, error = self._verify(since, page)
         applied = 0
-        with self.store.transaction():
-            cursor, tip = since, self.state.tip
-            for item in checked:
-                try:
+        cursor, tip = since, self.state.tip
+        plan = _PagePlan(self.store, checked)
+        batch: list[tuple[NewEvent, int]] = []
+        for item in checked:
+            try:
+                row = plan.batched(item)
+                if row is not None:
+                    batch.append((row, item.pulled.seq))
+                else:
+                    self._flush(batch)
                     self._apply(item)
-                except SyncCorrupt as exc:
-                    error = exc
-                    break
-                cursor, tip = item.pulled.seq, item.pulled.event_id
-                if item.action != "skip" and item.kind == KIND_EVENT:
-                    applied += 1
-            self.state.set_position(cursor, max(self.state.last_head, page.head), tip)
+            except SyncCorrupt as exc:
+                error = exc
+                break
+            cursor, tip = item.pulled.seq, item.pulled.event_id
+            if item.action != "skip" and item.kind == KIND_EVENT:
+                applied += 1
+        self._flush(batch)
+        self.state.set_position(cursor, max(self.state.last_head, page.head), tip)
         return applied, error
+
+    def _flush(self, batch: list[tuple[NewEvent, int]]) -> None:
+        """Insert the plain new records gathered so far, in pull order."""
+        if batch:
+            self.store.insert_remote_many(batch)
+            batch.clear()
 
     def _verify(self, since: int, page: PullPage) -> tuple[list[_Checked], SyncCorrupt | None]:
         """Authenticate the page's records in order, stopping at the first bad one."""
         checked: list[_Checked] = []
         previous = since
+        local = self.store.get_events([pulled.event_id for pulled in page.records])
+        first_seq: dict[str, int] = {}
         for pulled in page.records:
             if not previous < pulled.seq <= page.head:
                 return checked, SyncCorrupt("arrived out of order", pulled.seq, pulled.event_id)
             previous = pulled.seq
+            first = first_seq.setdefault(pulled.event_id, pulled.seq)
             try:
-                checked.append(self._check(pulled))
+                if first != pulled.seq:
+                    # Applied at its first sequence by the time this one is reached.
+                    raise SyncCorrupt(f"is already synced here at sequence {first}",
+                                      pulled.seq, pulled.event_id)
+                checked.append(self._check(pulled, local.get(pulled.event_id)))
             except SyncCorrupt as exc:
                 return checked, exc
         return checked, None
 
-    def _check(self, pulled: PulledRecord) -> _Checked:
-        local = self.store.get_event(pulled.event_id)
+    def _check(self, pulled: PulledRecord, local: StoredEvent | None) -> _Checked:
         if local is None:
             row, _ = self._authenticate(pulled)
             return _Checked(pulled, "insert", row.kind, row)
@@ -260,18 +351,19 @@ class SyncEngine:
 
     def _authenticate(self, pulled: PulledRecord) -> tuple[NewEvent, bytes]:
         """Open a pulled record's header and payload; every routing field is in the AAD."""
-        probe = StoredEvent(0, pulled.seq, pulled.event_id, "", "", "", 0, "", pulled.record)
+        event_id = pulled.event_id
         try:
-            header = self.log.verify_header(probe)
-            row = NewEvent(pulled.event_id, header.kind, header.aggregate_type,
+            header, sealed = self._opener.header(event_id, pulled.record)
+            row = NewEvent(event_id, header.kind, header.aggregate_type,
                            header.aggregate_id, header.version, header.key_id, pulled.record)
-            stored = StoredEvent(0, pulled.seq, row.event_id, row.kind, row.aggregate_type,
-                                 row.aggregate_id, row.version, row.key_id, row.record)
             if row.kind == KIND_KEY:
-                self._deks[row.key_id] = self.log.install_key_record(stored)
+                dek = self._opener.key(event_id, header, sealed)
+                self.log.remember_dek(row.aggregate_id, dek)
+                self._deks[row.key_id] = dek
                 return row, b""
-            return row, self._payload(stored)
-        except (EventLogError, InvalidArgument):
+            return row, self._opener.event_payload(event_id, header, self._dek(row.key_id),
+                                                   sealed)
+        except (AuthenticationFailed, EncodingError, EventLogError, InvalidArgument):
             raise SyncCorrupt("failed authentication", pulled.seq, pulled.event_id) from None
 
     def _apply(self, item: _Checked) -> None:
@@ -317,11 +409,11 @@ class SyncEngine:
 
     def push(self) -> int:
         """Push every pending record in commit order; returns the events pushed."""
-        pushed = 0
+        before = self._pushed
         ahead = 0
         while True:
             try:
-                outcome = self._with_retry(self._push_once)
+                more = self._with_retry(self._push_round, progress=lambda: self._acked)
             except ServerAhead:
                 ahead += 1
                 if ahead > self.ahead_rounds:
@@ -334,9 +426,8 @@ class SyncEngine:
                 continue
             except ServerBehind as exc:
                 raise ServerBehind(exc.head, self.state.last_head) from None
-            if outcome is None:
-                return pushed
-            pushed += outcome
+            if not more:
+                return self._pushed - before
 
     def _replay_rows(self) -> Iterator[StoredEvent] | None:
         """Still-pending events of the replay order (see `RemoteState.reset`); None when done."""
@@ -356,11 +447,21 @@ class SyncEngine:
         rows = (self.store.get_event(event_id) for event_id in order[self._replay_done:])
         return (row for row in rows if row is not None and row.global_seq is None)
 
-    def _pending_batch(self) -> list[StoredEvent]:
-        """The next pending records to push, read from the database now (INV-018)."""
+    def _pending_batch(self, after: Sequence[StoredEvent] = ()) -> list[StoredEvent]:
+        """The next pending records to push, read from the database now (INV-018).
+
+        `after`, the batch just pushed whose acknowledgement is not recorded yet,
+        is skipped; then there is no next batch while the replay order lasts.
+        """
         batch: list[StoredEvent] = []
         size = 0
-        rows = self._replay_rows()
+        if after:
+            if self._replay:
+                return batch
+            rows: Iterator[StoredEvent] | None = self.store.pending(
+                batch_size=self.push_records, after=after[-1].commit_seq)
+        else:
+            rows = self._replay_rows()
         if rows is None:
             rows = self.store.pending(batch_size=self.push_records)
         for row in islice(rows, self.push_records):
@@ -370,20 +471,62 @@ class SyncEngine:
             size += len(row.record)
         return batch
 
-    def _push_once(self) -> int | None:
-        """One push of the next pending batch."""
+    def _push_round(self) -> bool:
+        """Push the pending batches back to back; False if nothing was pending.
+
+        While one batch's acknowledgement is recorded, the next batch — read from
+        the database after the acknowledged one — is already on its way (on a
+        worker thread), expecting the head the acknowledgement reported. That is
+        possible only when the cursor could jump to that head; otherwise the round
+        ends and the next one starts over from the database. Acknowledgements are
+        recorded in local transactions of up to `group_records` records; a failed
+        or refused push commits those recorded before it (the retry re-reads what
+        is still pending), a store error rolls its group back (acknowledgements
+        lost, which is harmless: INV-008).
+        """
         batch = self._pending_batch()
         if not batch:
-            return None
+            return False
         expected = self.state.cursor
-        result = self.transport.push(
-            self.store_id, expected, [OutgoingRecord(r.event_id, r.record) for r in batch]
-        )
-        self._acknowledge(expected, batch, result)
-        return sum(1 for r in batch if r.kind == KIND_EVENT)
+        result = self.transport.push(self.store_id, expected, _outgoing(batch))
+        with self.store.large_cache(), _Background() as background:
+            finished = False
+            while not finished:
+                recorded = 0
+                failure: Exception | None = None
+                with self.store.transaction():
+                    while recorded < self.group_records:
+                        try:
+                            seqs, cursor, tip = self._acknowledged(expected, batch, result)
+                        except Exception as exc:  # noqa: BLE001 - raised below
+                            failure = exc
+                            break
+                        following = (self._pending_batch(after=batch)
+                                     if cursor == result.head else [])
+                        sent = (background.submit(self.transport.push, self.store_id, cursor,
+                                                  _outgoing(following)) if following else None)
+                        self._record(batch, seqs, cursor, tip, result.head)
+                        recorded += len(batch)
+                        if sent is None:
+                            finished = True
+                            break
+                        batch, expected = following, cursor
+                        try:
+                            result = sent.result()
+                        except Exception as exc:  # noqa: BLE001 - raised below
+                            failure = exc
+                            break
+                if failure is not None:
+                    raise failure
+        return True
 
-    def _acknowledge(self, expected: int, batch: Sequence[StoredEvent],
-                     result: PushResult) -> None:
+    def _acknowledged(self, expected: int, batch: Sequence[StoredEvent],
+                      result: PushResult) -> tuple[list[int], int, str | None]:
+        """The sequences a push acknowledgement assigns to `batch`, and the new cursor and tip.
+
+        The cursor jumps to the head only if everything in between is ours;
+        otherwise it stays and the next pull fetches the rest (ours are skipped).
+        """
         self._behind_check(result.head)
         seqs = []
         for row in batch:
@@ -392,13 +535,89 @@ class SyncEngine:
                 raise RemoteRefused(200, "malformed_response",
                                     "the push acknowledgement misses a record")
             seqs.append(seq)
-        with self.store.transaction():
-            for row, seq in zip(batch, seqs, strict=True):
-                self.store.mark_synced(row.event_id, seq)
-            # The cursor may jump to the head only if everything in between is ours;
-            # otherwise the next pull fetches the rest (our own records are skipped).
-            cursor, tip = expected, self.state.tip
-            if sorted(seqs) == list(range(expected + 1, result.head + 1)):
-                cursor = result.head
-                tip = next(r.event_id for r, s in zip(batch, seqs, strict=True) if s == cursor)
-            self.state.set_position(cursor, max(self.state.last_head, result.head), tip)
+        if result.head > expected and sorted(seqs) == list(range(expected + 1,
+                                                                 result.head + 1)):
+            tip = next(r.event_id for r, s in zip(batch, seqs, strict=True) if s == result.head)
+            return seqs, result.head, tip
+        return seqs, expected, self.state.tip
+
+    def _record(self, batch: Sequence[StoredEvent], seqs: Sequence[int], cursor: int,
+                tip: str | None, head: int) -> None:
+        """Mark an acknowledged batch synced and move the cursor (in the caller's transaction)."""
+        self.store.mark_synced_many(list(zip((r.event_id for r in batch), seqs, strict=True)))
+        self.state.set_position(cursor, max(self.state.last_head, head), tip)
+        self._acked += 1
+        self._pushed += sum(1 for r in batch if r.kind == KIND_EVENT)
+
+
+class _PagePlan:
+    """Which pulled inserts of a page can go into one batch insert.
+
+    A new event needs a rebase only if a pending event of its aggregate holds its
+    version (INV-010). One query reads, for every aggregate of the page, the local
+    events at or above the lowest version the page brings for it: an aggregate
+    with a pending one among them takes the one-by-one path (`_make_room`); for
+    the others nothing can be rebased during this page, and a pulled event is
+    corruption exactly when a synced event — local, or pulled earlier in this
+    page — already holds its version, which this plan checks as the page goes.
+    """
+
+    def __init__(self, store: EventStore, checked: Sequence[_Checked]):
+        lowest: dict[str, int] = {}
+        for item in checked:
+            row = item.row
+            if item.action == "insert" and row is not None and row.kind == KIND_EVENT:
+                known = lowest.get(row.aggregate_id)
+                if known is None or row.version < known:
+                    lowest[row.aggregate_id] = row.version
+        self.rebasing: set[str] = set()
+        self.holders: dict[tuple[str, int], str] = {}
+        if lowest:
+            for aggregate_id, version, event_id, synced in store.versions_from(lowest):
+                if synced:
+                    self.holders[(aggregate_id, version)] = event_id
+                else:
+                    self.rebasing.add(aggregate_id)
+
+    def batched(self, item: _Checked) -> NewEvent | None:
+        """The row of `item` if it is a plain insert (SyncCorrupt if it takes a synced version)."""
+        row = item.row
+        if item.action != "insert" or row is None:
+            return None
+        if row.kind != KIND_EVENT:
+            return row
+        if row.aggregate_id in self.rebasing:
+            return None
+        holder = self.holders.setdefault((row.aggregate_id, row.version), row.event_id)
+        if holder != row.event_id:
+            raise SyncCorrupt(f"takes version {row.version} of an aggregate whose event "
+                              f"{holder} is already synced there", item.pulled.seq, row.event_id)
+        return row
+
+
+class _Background:
+    """At most one call at a time on a worker thread: the next page or push in flight
+    while this one is applied. Only network calls run there, never the store's."""
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+
+    def submit(self, call: Callable[..., T], *args: object) -> Future[T]:
+        """Start `call(*args)` on the worker thread."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mo-sync")
+        return self._pool.submit(call, *args)
+
+    def __enter__(self) -> _Background:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if self._pool is not None:
+            # After an interrupt, do not wait for a request in flight (its answer is
+            # not needed: a push stored without our knowing is harmless, INV-008).
+            interrupted = exc_type is not None and not issubclass(exc_type, Exception)
+            self._pool.shutdown(wait=not interrupted, cancel_futures=True)
+
+
+def _outgoing(batch: Sequence[StoredEvent]) -> list[OutgoingRecord]:
+    return [OutgoingRecord(row.event_id, row.record) for row in batch]
