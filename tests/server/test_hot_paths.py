@@ -15,6 +15,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +24,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import Connection, create_engine, select, text, update
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from mo_local.server.database import Database
 from mo_local.server.errors import InvalidBase64
@@ -31,7 +32,6 @@ from mo_local.server.migrate import upgrade
 from mo_local.server.models import _BASE64URL_PATTERN, decode_base64url, encode_base64url
 from mo_local.server.schema import records, sessions
 from mo_local.server.settings import sqlalchemy_url
-from mo_local.server.statements import _pipelined
 
 from .helpers import PASSWORD, Api, new_email, random_record
 
@@ -188,23 +188,6 @@ def test_sqlite_inline_write_rolls_back_on_error(tmp_path: Path) -> None:
         database.dispose()
 
 
-@pytest.mark.postgres
-def test_pipelined_reads_raise_sqlalchemy_errors(migrated_postgres_url: str) -> None:
-    """A failure inside a psycopg pipeline surfaces as SQLAlchemy's exception type, so it
-    maps to the same problem responses as every other database error."""
-    database = Database(migrated_postgres_url)
-    try:
-        with database.write() as conn, pytest.raises(DataError):
-            _pipelined(conn, [("SELECT 1", ()), ("SELECT 1 / 0", ())])
-        with database.write() as conn:
-            assert _pipelined(conn, [("SELECT %s::int", (2,)), ("SELECT 3", ())]) == [
-                [(2,)],
-                [(3,)],
-            ]
-    finally:
-        database.dispose()
-
-
 def test_a_sqlite_server_process_loads_no_unused_heavy_modules(tmp_path: Path) -> None:
     """Resident memory: a SQLite server needs neither psycopg nor httpx (Kratos only), and
     a serving process never loads Alembic (`mo-server run` migrates in a child)."""
@@ -223,3 +206,43 @@ def test_a_sqlite_server_process_loads_no_unused_heavy_modules(tmp_path: Path) -
     loaded, tuned = result.stdout.split("\n")[:2]
     assert loaded == "[]"
     assert tuned == str(sys.platform.startswith("linux"))
+
+
+def test_pull_pages_agree_with_their_head_while_pushes_land(
+    alice: Api, server: str, database_url: str
+) -> None:
+    """A pull reads its page and the head from one snapshot, also while another client
+    pushes: the page is gapless from `since`, never passes the head, and a page
+    without `has_more` ends exactly at the head."""
+    store = alice.claim()
+    stop = threading.Event()
+    pushed: list[int] = []
+
+    def pusher() -> None:
+        with Api(server) as other:
+            other.token = alice.token
+            head = 0
+            while not stop.is_set() and head < 400:
+                response = other.push(store, head, [random_record(8) for _ in range(3)])
+                assert response.status_code == 200, response.text
+                head = response.json()["head"]
+                pushed.append(head)
+
+    thread = threading.Thread(target=pusher)
+    thread.start()
+    try:
+        pulls = 0
+        while thread.is_alive() or pulls < 5:
+            since = pulls % 7
+            body = alice.pull(store, since=since, limit=5).json()
+            seqs = [record["seq"] for record in body["records"]]
+            assert seqs == list(range(since + 1, since + 1 + len(seqs)))
+            assert all(seq <= body["head"] for seq in seqs)
+            if not body["has_more"]:
+                # Nothing after the page: it ends at the head (or the head is behind since).
+                assert seqs[-1] == body["head"] if seqs else body["head"] <= since
+            pulls += 1
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert pushed and pushed[-1] == len(alice.pull_all(store))

@@ -89,7 +89,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 await listener.stop()
             if kratos is not None:
                 await kratos.aclose()
-            database.dispose()
+            await database.aclose()
 
     app = FastAPI(
         title="MO Local sync server",

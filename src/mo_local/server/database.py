@@ -8,13 +8,15 @@ PostgreSQL: psycopg 3; a write locks what it needs explicitly (`FOR UPDATE`) and
 read snapshot runs at REPEATABLE READ.
 
 `run_write` and `run_snapshot` are how async handlers run a unit of work. On
-PostgreSQL it goes to a worker thread. On SQLite it runs inline on the event loop
-whenever it cannot wait there: SQLite work is CPU-bound and serialised anyway, so a
-thread hop (two wake-ups, a GIL hand-over) costs more than the work itself. An
-inline unit uses a connection of its own with busy timeout 0 and takes the
-in-process write lock only if it is free; when the lock is taken or SQLite answers
-"busy" (another process writes), the unit — rolled back, nothing committed — runs
-again in a worker thread, which waits as long as the busy timeout allows.
+PostgreSQL it goes to a worker thread (the hot paths, push and pull, are one statement
+each and skip this: they are awaited on the event loop through `async_postgres`).
+On SQLite it runs inline on the event loop whenever it cannot wait there: SQLite
+work is CPU-bound and serialised anyway, so a thread hop (two wake-ups, a GIL
+hand-over) costs more than the work itself. An inline unit uses a connection of its
+own with busy timeout 0 and takes the in-process write lock only if it is free; when
+the lock is taken or SQLite answers "busy" (another process writes), the unit —
+rolled back, nothing committed — runs again in a worker thread, which waits as long
+as the busy timeout allows.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from starlette.concurrency import run_in_threadpool
 
-from mo_local.server.settings import backend_name, sqlalchemy_url
+from mo_local.server.async_postgres import AsyncPostgres
+from mo_local.server.settings import backend_name, libpq_url, sqlalchemy_url
 
 T = TypeVar("T")
 Work = Callable[[Connection], T]
@@ -95,6 +98,8 @@ class Database:
         self.backend: Literal["sqlite", "postgresql"] = backend_name(self.url)
         self._write_lock = threading.Lock()
         self._inline: Engine | None = None
+        # PostgreSQL only: one-statement units of work awaited on the event loop.
+        self.async_postgres: AsyncPostgres | None = None
         _never_log_result_rows()
         if self.backend == "sqlite":
             self.engine = _sqlite_engine(self.url, sqlite_busy_timeout_ms)
@@ -108,6 +113,7 @@ class Database:
                 pool_size=10,
                 max_overflow=10,
             )
+            self.async_postgres = AsyncPostgres(libpq_url(database_url))
         self.codec = Codec.for_dialect(self.engine.dialect)
 
     @property
@@ -175,8 +181,14 @@ class Database:
                     raise
         return await run_in_threadpool(self._snapshot_in_thread, work)
 
+    async def aclose(self) -> None:
+        """Close the event loop's connections (PostgreSQL), then every pooled one."""
+        if self.async_postgres is not None:
+            await self.async_postgres.aclose()
+        self.dispose()
+
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection of the engines."""
         self.engine.dispose()
         if self._inline is not None:
             self._inline.dispose()

@@ -10,9 +10,11 @@ store row (PostgreSQL `SELECT … FOR UPDATE`; SQLite `BEGIN IMMEDIATE`):
 3. new records get head+1, head+2, … and the head moves — gapless (INV-009).
 Record bytes are stored and returned untouched (INV-004).
 
-Push and pull are the hot paths, so they run driver-level SQL (`statements.py`) on
-SQLAlchemy connections: same pool, transactions, error mapping and schema, without
-building and compiling a Core statement for every request.
+Push and pull are the hot paths, so they run driver-level SQL (`statements.py`). On
+SQLite they are a few statements in one transaction (`_push`, `_pull`, the rules in
+Python). On PostgreSQL each is ONE statement awaited on the event loop: a push calls
+`mo_push` (migration 0002: the same rules, in the same order, in PL/pgSQL), a pull is
+one query. The session is checked inside the operation either way.
 """
 
 from __future__ import annotations
@@ -25,8 +27,14 @@ from uuid import UUID
 from sqlalchemy import Connection
 
 from mo_local.server.database import Database
-from mo_local.server.errors import EventIdConflict, ServerAhead, ServerBehind, StoreNotFound
-from mo_local.server.statements import Opening, RecordStatements
+from mo_local.server.errors import (
+    EventIdConflict,
+    ServerAhead,
+    ServerBehind,
+    StoreNotFound,
+    Unauthorized,
+)
+from mo_local.server.statements import Opening, PushCall, RecordStatements
 from mo_local.server.storage import Clock, Credentials, Storage, utc_now
 
 
@@ -79,7 +87,7 @@ class RecordLog:
     ) -> None:
         self._db = database
         self._storage = storage
-        self._sql = RecordStatements(database.codec, database.is_postgres)
+        self._sql = RecordStatements(database.codec)
         self._channel = notify_channel
         self._clock = clock
 
@@ -91,6 +99,8 @@ class RecordLog:
         incoming: Sequence[IncomingRecord],
     ) -> PushOutcome:
         """Append records after `expected_head`; see the module docstring for the rules."""
+        if self._db.async_postgres is not None:
+            return await self._push_postgres(credentials, store_id, expected_head, incoming)
         return await self._db.run_write(
             partial(self._push, credentials, store_id, expected_head, incoming)
         )
@@ -99,6 +109,8 @@ class RecordLog:
         self, credentials: Credentials, store_id: UUID, since: int, limit: int
     ) -> PullPage:
         """Up to `limit` records with seq > `since`, and the head, from one snapshot."""
+        if self._db.async_postgres is not None:
+            return await self._pull_postgres(credentials, store_id, since, limit)
         return await self._db.run_snapshot(partial(self._pull, credentials, store_id, since, limit))
 
     def _push(
@@ -139,8 +151,6 @@ class RecordLog:
                 head,
                 [(item.event_id, item.record) for item in fresh],
                 self._clock(),
-                # PostgreSQL delivers this to every LISTENing process at commit.
-                notify_channel=self._channel,
             )
             head += len(fresh)
         return PushOutcome(
@@ -149,6 +159,51 @@ class RecordLog:
             new_records=len(fresh),
             new_bytes=sum(len(item.record) for item in fresh),
         )
+
+    async def _push_postgres(
+        self,
+        credentials: Credentials,
+        store_id: UUID,
+        expected_head: int,
+        incoming: Sequence[IncomingRecord],
+    ) -> PushOutcome:
+        pg = self._db.async_postgres
+        assert pg is not None
+        call = await self._sql.push_call(
+            pg,
+            account_id=credentials.account_id,
+            token_sha256=credentials.token_sha256,
+            store_id=store_id,
+            expected_head=expected_head,
+            records=[(item.event_id, item.record) for item in incoming],
+            now=self._storage.now(),
+            received_at=self._clock(),
+            # Delivered to every LISTENing server process once the push has committed.
+            notify_channel=self._channel,
+        )
+        return _push_outcome(call, incoming)
+
+    async def _pull_postgres(
+        self, credentials: Credentials, store_id: UUID, since: int, limit: int
+    ) -> PullPage:
+        pg = self._db.async_postgres
+        assert pg is not None
+        read = await self._sql.pull_page(
+            pg,
+            account_id=credentials.account_id,
+            token_sha256=credentials.token_sha256,
+            store_id=store_id,
+            since=since,
+            limit=limit + 1,
+            now=self._storage.now(),
+        )
+        if read.account_id is None:
+            raise Unauthorized()
+        if read.store is None or read.store[0] != read.account_id:
+            raise StoreNotFound()
+        found = read.records
+        page = [StoredRecord(seq, event_id, record) for seq, event_id, record in found[:limit]]
+        return PullPage(records=page, head=read.store[1], has_more=len(found) > limit)
 
     def _pull(
         self,
@@ -173,3 +228,30 @@ class RecordLog:
         if opening.store is None or opening.store[0] != account_id:
             raise StoreNotFound()
         return opening.store[1]
+
+
+def _push_outcome(call: PushCall, incoming: Sequence[IncomingRecord]) -> PushOutcome:
+    """The outcome of a `mo_push` call, or the error it stands for."""
+    if call.outcome == "stored" and call.head is not None:
+        first_new = call.head - call.appended
+        return PushOutcome(
+            head=call.head,
+            assigned=[(item.event_id, seq) for item, seq in zip(incoming, call.seqs, strict=True)],
+            new_records=call.appended,
+            new_bytes=sum(
+                len(item.record)
+                for item, seq in zip(incoming, call.seqs, strict=True)
+                if seq > first_new
+            ),
+        )
+    if call.outcome == "unauthorized":
+        raise Unauthorized()
+    if call.outcome == "store_not_found":
+        raise StoreNotFound()
+    if call.outcome == "event_id_conflict":
+        raise EventIdConflict(str(call.conflict_event_id))
+    if call.outcome == "server_ahead" and call.head is not None:
+        raise ServerAhead(call.head)
+    if call.outcome == "server_behind" and call.head is not None:
+        raise ServerBehind(call.head)
+    raise RuntimeError("mo_push answered an unknown outcome")

@@ -6,10 +6,11 @@ rows written by Core statements. The statement texts are constant, so the driver
 reuse their prepared statements (sqlite3's statement cache, psycopg's automatic
 server-side preparation).
 
-On PostgreSQL the reads that open a push or a pull (session, store row, stored event
-ids or the page) go out in one pipeline: one round trip instead of four. They still
-run one after the other, each with its own snapshot, exactly as if sent one by one;
-their results come back in binary (no hex-encoded bytea to parse).
+SQLite runs a push or a pull as a few statements in one transaction (`open_push`,
+`append`, `open_pull`, on a SQLAlchemy connection). PostgreSQL runs each as ONE
+statement on the event loop (`AsyncPostgres`): a push calls the `mo_push` function
+of migration 0002, a pull is one query and so reads one snapshot. Their parameters
+and results travel in binary (no hex-encoded bytea to parse).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, Row
-from sqlalchemy.exc import DBAPIError
 
+from mo_local.server.async_postgres import AsyncPostgres
 from mo_local.server.database import Codec
 
 SESSION = "SELECT account_id, expires_at FROM sessions WHERE token_sha256 = ?"
@@ -43,20 +44,34 @@ _SQLITE_INSERT = (
 )
 _SQLITE_MOVE_HEAD = "UPDATE stores SET head = ? WHERE store_id = ?"
 
-_POSTGRES_STORED = (
-    "SELECT event_id, seq, record FROM records WHERE store_id = ? AND event_id = ANY(?)"
+# PostgreSQL: the whole push, one round trip (see migration 0002 for the rules).
+_POSTGRES_PUSH = (
+    "CALL mo_push(%b::bytea, %b::uuid, %b::uuid, %b::bigint, %b::uuid[], %b::bytea[], "
+    "%b::timestamptz, %b::timestamptz, %b::text, NULL, NULL, NULL, NULL, NULL)"
 )
-# One round trip appends the batch, moves the head and queues the notification; every
-# part belongs to the push transaction (the notification is delivered at COMMIT).
-_POSTGRES_APPEND = """
-WITH appended AS (
-    INSERT INTO records (store_id, seq, event_id, record, received_at)
-    SELECT ?, ? + batch.n, batch.event_id, batch.record, ?
-    FROM unnest(?::uuid[], ?::bytea[]) WITH ORDINALITY AS batch (event_id, record, n)
-), moved AS (
-    UPDATE stores SET head = ? WHERE store_id = ?
+# PostgreSQL: the whole pull, one statement, so one snapshot for the head and the page.
+# The account is the verified one, else the live session's; the page is read only for
+# the store's owner (a one-time filter: nothing is scanned for anyone else). Always
+# at least one row; no page row has a NULL seq.
+_POSTGRES_PULL = """
+WITH viewer AS MATERIALIZED (
+    SELECT coalesce(
+        %b::uuid,
+        (SELECT s.account_id FROM sessions AS s
+         WHERE s.token_sha256 = %b::bytea AND s.expires_at > %b::timestamptz)
+    ) AS account_id
 )
-SELECT pg_notify(?, ?)
+SELECT viewer.account_id, st.owner_account_id, st.head, page.seq, page.event_id, page.record
+FROM viewer
+LEFT JOIN stores AS st ON st.store_id = %b::uuid
+LEFT JOIN LATERAL (
+    SELECT r.seq, r.event_id, r.record FROM records AS r
+    WHERE r.store_id = %b::uuid AND r.seq > %b::bigint
+        AND st.owner_account_id = viewer.account_id
+    ORDER BY r.seq
+    LIMIT %b::bigint
+) AS page ON true
+ORDER BY page.seq
 """
 
 # A row as the driver returns it (session, store and record rows).
@@ -65,9 +80,30 @@ _Rows = Sequence[Row[Any]] | Sequence[tuple[Any, ...]]
 
 @dataclass(frozen=True)
 class Opening:
-    """What a push or a pull reads first, in this order, on its own connection."""
+    """What a push or a pull reads first on SQLite, in this order, in its transaction."""
 
     session: tuple[object, object] | None
+    store: tuple[UUID, int] | None
+    records: list[tuple[int, UUID, bytes]]
+
+
+@dataclass(frozen=True)
+class PushCall:
+    """What `mo_push` answered (see migration 0002)."""
+
+    outcome: str
+    head: int | None
+    seqs: list[int]
+    appended: int
+    conflict_event_id: UUID | None
+
+
+@dataclass(frozen=True)
+class PageRead:
+    """What the PostgreSQL pull read: the account (None: no live session), the store
+    (None: no such store), and the page (empty unless the account owns the store)."""
+
+    account_id: UUID | None
     store: tuple[UUID, int] | None
     records: list[tuple[int, UUID, bytes]]
 
@@ -75,19 +111,13 @@ class Opening:
 class RecordStatements:
     """The statements of `RecordLog`, rendered for one backend."""
 
-    def __init__(self, codec: Codec, postgres: bool) -> None:
+    def __init__(self, codec: Codec) -> None:
         self._codec = codec
-        self._postgres = postgres
         self._session = codec.sql(SESSION)
         self._store = codec.sql(_STORE)
-        self._store_locked = codec.sql(_STORE + " FOR UPDATE") if postgres else self._store
         self._page = codec.sql(_PAGE)
-        # psycopg sends the PostgreSQL batch statements' parameters in binary (`%b`):
-        # arrays of 1,000 ids and records travel and parse 2-3x faster than as text.
-        self._stored = _binary(_POSTGRES_STORED) if postgres else _SQLITE_STORED
-        self._insert = _SQLITE_INSERT
-        self._move_head = _SQLITE_MOVE_HEAD
-        self._append = _binary(_POSTGRES_APPEND)
+
+    # -- SQLite: statements on a connection in a transaction -------------------------
 
     def open_push(
         self,
@@ -96,24 +126,18 @@ class RecordStatements:
         store_id: UUID,
         event_ids: Sequence[UUID],
     ) -> Opening:
-        """Session (if a token is given), the locked store row, and which ids it holds.
-
-        The row lock comes before the id lookup, so the lookup sees every push that
-        committed before ours.
-        """
+        """Session (if a token is given), the store row, and which ids it holds — read in
+        a transaction that already holds the write lock (`BEGIN IMMEDIATE`), so the
+        lookup sees every push that committed before ours."""
         codec = self._codec
-        if self._postgres:
-            ids: object = list(event_ids)
-        else:
-            ids = json.dumps([codec.uuid(event_id) for event_id in event_ids])
+        ids = json.dumps([codec.uuid(event_id) for event_id in event_ids])
         store = codec.uuid(store_id)
-        results = self._run(
+        session, store_row, stored = self._run(
             conn,
             token_sha256,
-            (self._store_locked, (store,)),
-            (self._stored, (store, ids)),
+            (self._store, (store,)),
+            (_SQLITE_STORED, (store, ids)),
         )
-        session, store_row, stored = results
         return Opening(
             session=self._session_of(session),
             store=self._store_of(store_row),
@@ -154,38 +178,80 @@ class RecordStatements:
         head: int,
         records: Sequence[tuple[UUID, bytes]],
         received_at: datetime,
-        *,
-        notify_channel: str,
     ) -> None:
         """Store records at head+1, head+2, … and move the head past them."""
         codec = self._codec
         store = codec.uuid(store_id)
-        new_head = head + len(records)
-        if self._postgres:
-            conn.exec_driver_sql(
-                self._append,
-                (
-                    store,
-                    head,
-                    received_at,
-                    [event_id for event_id, _ in records],
-                    [record for _, record in records],
-                    new_head,
-                    store,
-                    notify_channel,
-                    str(store_id),
-                ),
-            )
-            return
         at = codec.time(received_at)
         conn.exec_driver_sql(
-            self._insert,
+            _SQLITE_INSERT,
             [
                 (store, seq, codec.uuid(event_id), record, at)
                 for seq, (event_id, record) in enumerate(records, start=head + 1)
             ],
         )
-        conn.exec_driver_sql(self._move_head, (new_head, store))
+        conn.exec_driver_sql(_SQLITE_MOVE_HEAD, (head + len(records), store))
+
+    # -- PostgreSQL: one statement each, awaited on the event loop --------------------
+
+    async def push_call(
+        self,
+        pg: AsyncPostgres,
+        *,
+        account_id: UUID | None,
+        token_sha256: bytes | None,
+        store_id: UUID,
+        expected_head: int,
+        records: Sequence[tuple[UUID, bytes]],
+        now: datetime,
+        received_at: datetime,
+        notify_channel: str,
+    ) -> PushCall:
+        """The whole push: one call of `mo_push`, in its own transaction."""
+        rows = await pg.fetch(
+            _POSTGRES_PUSH,
+            (
+                token_sha256,
+                account_id,
+                store_id,
+                expected_head,
+                [event_id for event_id, _ in records],
+                [record for _, record in records],
+                now,
+                received_at,
+                notify_channel,
+            ),
+        )
+        outcome, head, seqs, appended, conflict = rows[0]
+        return PushCall(outcome, head, seqs or [], appended, conflict)
+
+    async def pull_page(
+        self,
+        pg: AsyncPostgres,
+        *,
+        account_id: UUID | None,
+        token_sha256: bytes | None,
+        store_id: UUID,
+        since: int,
+        limit: int,
+        now: datetime,
+    ) -> PageRead:
+        """Account, store and up to `limit` records after `since`: one statement."""
+        rows = await pg.fetch(
+            _POSTGRES_PULL, (account_id, token_sha256, now, store_id, store_id, since, limit)
+        )
+        account, owner, head = rows[0][:3]
+        return PageRead(
+            account_id=account,
+            store=None if owner is None else (owner, head),
+            records=[
+                (seq, event_id, record)
+                for _, _, _, seq, event_id, record in rows
+                if seq is not None
+            ],
+        )
+
+    # -- helpers ------------------------------------------------------------------------
 
     def _run(
         self,
@@ -194,14 +260,13 @@ class RecordStatements:
         *statements: tuple[str, tuple[object, ...]],
     ) -> list[_Rows]:
         """The session query (or nothing) and then `statements`, in order."""
-        queries = list(statements)
+        results: list[_Rows] = []
         if token_sha256 is not None:
-            queries.insert(0, (self._session, (token_sha256,)))
-        if self._postgres:
-            results = _pipelined(conn, queries)
+            results.append(conn.exec_driver_sql(self._session, (token_sha256,)).all())
         else:
-            results = [conn.exec_driver_sql(sql, params).all() for sql, params in queries]
-        return results if token_sha256 is not None else [[], *results]
+            results.append([])
+        results.extend(conn.exec_driver_sql(sql, params).all() for sql, params in statements)
+        return results
 
     def _session_of(self, rows: _Rows) -> tuple[object, object] | None:
         return (rows[0][0], rows[0][1]) if rows else None
@@ -211,26 +276,3 @@ class RecordStatements:
             return None
         head: int = rows[0][1]
         return self._codec.to_uuid(rows[0][0]), head
-
-
-def _binary(statement: str) -> str:
-    return statement.replace("?", "%b")
-
-
-def _pipelined(conn: Connection, queries: list[tuple[str, tuple[object, ...]]]) -> list[_Rows]:
-    """Send every query before reading any result (psycopg pipeline mode)."""
-    import psycopg  # only PostgreSQL servers load the driver
-
-    raw = conn.connection.driver_connection
-    assert isinstance(raw, psycopg.Connection)
-    try:
-        with raw.pipeline():
-            cursors = [raw.execute(sql, params, binary=True) for sql, params in queries]
-            return [cursor.fetchall() for cursor in cursors]
-    except psycopg.Error as exc:
-        if raw.closed:
-            conn.invalidate()  # what SQLAlchemy does with a connection the server dropped
-        # The same exception types SQLAlchemy raises, so errors map to problems as usual.
-        raise DBAPIError.instance(
-            None, None, exc, psycopg.Error, connection_invalidated=raw.closed
-        ) from exc
