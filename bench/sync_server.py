@@ -127,6 +127,12 @@ def rss_mib(pid: int, field: str = "VmRSS") -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mib(pid: int) -> float:
     """Peak resident set size of a process in MiB (Linux)."""
     return rss_mib(pid, "VmHWM")
@@ -268,7 +274,9 @@ def run_backend(label: str, database_url: str, total: int) -> None:
             single_sink.append(time.perf_counter() - t0)
 
         token = auth["Authorization"].removeprefix("Bearer ")
+        cpu_before = cpu_seconds(pid)
         latencies, sink_latencies = concurrent_latencies(base, token)
+        server_cpu = cpu_seconds(pid) - cpu_before
         resident, peak = rss_mib(pid), peak_rss_mib(pid)
 
     print(f"== {label}")
@@ -288,6 +296,10 @@ def run_backend(label: str, database_url: str, total: int) -> None:
         f"(sink p50 {_ms(sink_latencies, 0.5):.2f} ms, p99 {_ms(sink_latencies, 0.99):.2f} ms; "
         f"push/sink p50 {_ms(latencies, 0.5) / _ms(sink_latencies, 0.5):.2f}, "
         f"p99 {_ms(latencies, 0.99) / _ms(sink_latencies, 0.99):.2f})"
+    )
+    print(
+        f"       server CPU {server_cpu / len(latencies) * 1e6:.0f} us per push+sink pair "
+        f"({len(latencies)} pairs; the client processes share the same cores)"
     )
     print(
         f"server resident memory: {resident_at_start:.0f} MiB after start, "
