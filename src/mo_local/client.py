@@ -436,6 +436,12 @@ class Client:
 
     def rebuild(self) -> int:
         """Drop derived state and replay the whole log; returns the events replayed."""
+        if self._session is None:
+            session = self.session
+            if session.projector.rebuilds:
+                # Opening found no usable cache and has just replayed the whole log
+                # (e.g. a device that joined): a second replay would only repeat it.
+                return session.opened_with
         return self.session.rebuild()
 
     def refresh(self) -> None:
@@ -590,7 +596,7 @@ class _Session:
         self.repository = EncryptedRepository(log)
         self.handler = CommandHandler(self.repository)
         self.projector = Projector(log.store, log, log.vault, store_id)
-        self.projector.open()
+        self.opened_with = self.projector.open()  # events applied while opening
         self.achievement = GoalAchievement(self.handler, _LiveIndex(self.projector))
         self.reconcile()
 
