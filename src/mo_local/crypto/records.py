@@ -313,9 +313,12 @@ def open_header(vault: UnlockedVault, store_id: str, event_id: str, record: byte
     """Decrypt and parse a record's header; AuthenticationFailed if moved or altered."""
     sealed_header, _ = _split(record)
     padded = vault.stream_aead().open(sealed_header, _header_aad(store_id, event_id))
-    value = cbor.decode(
-        unpad_fixed(padded, HEADER_PLAINTEXT_SIZE), max_size=HEADER_PLAINTEXT_SIZE, max_depth=1
-    )
+    return _strict_header(unpad_fixed(padded, HEADER_PLAINTEXT_SIZE))
+
+
+def _strict_header(plain: bytes) -> RecordHeader:
+    """The header a (decrypted, unpadded) header plaintext holds, by the generic decoder."""
+    value = cbor.decode(plain, max_size=HEADER_PLAINTEXT_SIZE, max_depth=1)
     fields = cbor.expect_map(value, _HEADER_KEYS, "record header")
     return RecordHeader(
         kind=cbor.field_str(fields, "kind", "record header"),
@@ -554,15 +557,7 @@ def parse_header_plaintext(padded: bytes) -> PulledHeader:
         return _header_fields(plain)
     except (_NotCanonical, IndexError, UnicodeDecodeError):
         pass
-    value = cbor.decode(plain, max_size=HEADER_PLAINTEXT_SIZE, max_depth=1)
-    checked = cbor.expect_map(value, _HEADER_KEYS, "record header")
-    header = RecordHeader(
-        kind=cbor.field_str(checked, "kind", "record header"),
-        aggregate_type=cbor.field_str(checked, "aggregate_type", "record header"),
-        aggregate_id=cbor.field_str(checked, "aggregate_id", "record header"),
-        version=cbor.field_int(checked, "version", "record header"),
-        key_id=cbor.field_str(checked, "key_id", "record header"),
-    )
+    header = _strict_header(plain)
     return PulledHeader(
         header.kind, header.aggregate_type, header.aggregate_id, header.version, header.key_id
     )
