@@ -278,6 +278,20 @@ class ReadModel:
             return None
         return self._project_view(entry, entry.state)
 
+    def list_order_key(self, aggregate_id: str) -> tuple[object, ...]:
+        """Where the aggregate sorts in `list_goals` / `list_projects` (goals first).
+
+        Search uses it to order hits of equal relevance the way lists do, whatever
+        order the model was filled in.
+        """
+        entry = self._entries.get(aggregate_id)
+        state = entry.state if entry is not None else None
+        if isinstance(state, Goal) and entry is not None:
+            return (0, *_goal_order((state, entry)))
+        if isinstance(state, Project) and entry is not None:
+            return (1, *_project_order((state, entry)))
+        return (2, aggregate_id)
+
     def list_goals(self, query: ListGoals) -> list[GoalView]:
         """Goals passing the filters, in list order (see the module docstring)."""
         chosen: list[tuple[Goal, Entry]] = []

@@ -168,10 +168,10 @@ class SearchIndex:
             # Should not happen with quoted literals; the query text stays out of the log.
             log.warning("search query on %s failed; treated as no match", table)
             return []
-        # Equal scores by aggregate id, not by rowid: rowids follow the order the read
-        # model was filled in (replay, cache or parallel rebuild), ids do not.
-        ids = self._ids
-        rows.sort(key=lambda hit: (hit[0], ids.get(hit[1], "")))
+        # Equal scores in list order, not by rowid: rowids follow the order the read
+        # model was filled in (replay, cache or parallel rebuild).
+        ids, order = self._ids, self._model.list_order_key
+        rows.sort(key=lambda hit: (hit[0], order(ids.get(hit[1], ""))))
         return [rowid for _, rowid in rows]
 
     def _scan(self, kind: str, text: str) -> list[str]:

@@ -29,6 +29,7 @@ BUSY_TIMEOUT_MS: Final = 5000
 _SQLITE_BUSY: Final = 5
 _SQLITE_LOCKED: Final = 6
 _SQLITE_CORRUPT: Final = 11
+_SQLITE_TOOBIG: Final = 18
 _SQLITE_CONSTRAINT: Final = 19
 _SQLITE_NOTADB: Final = 26
 
@@ -78,6 +79,10 @@ def translate(exc: sqlite3.Error, path: Path) -> StoreError:
     message = str(exc)
     if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
         return StoreCorrupt(path)
+    if primary == _SQLITE_TOOBIG:
+        # Every value the store writes is bounded far below SQLite's length limit, so
+        # a value "too big" can only come from a damaged cell claiming a huge size.
+        return StoreCorrupt(path, "oversized value")
     if isinstance(exc, sqlite3.OperationalError) and message.startswith("Could not decode"):
         # Raised by the sqlite3 module itself for non-UTF-8 TEXT: only damage does that.
         return StoreCorrupt(path, "malformed text column")
