@@ -242,34 +242,40 @@ _P_KEY_OFFSET = len(_STANDARD_PREFIX) + _SEALED_HEADER_SIZE
 _P_ITEM_OFFSET = _P_KEY_OFFSET + len(_RECORD_P_KEY)
 
 
-def _stored_payload(record: bytes) -> bytes:
-    """The sealed payload of a record read from the local store, split in place.
+def _canonical_payload(record: bytes) -> bytes | None:
+    """The sealed payload if ``record`` is exactly what ``_assemble`` produces, else None.
 
-    Accepts exactly the bytes ``_assemble`` produces — the canonical CBOR map
-    {"h": 284-byte header ciphertext, "p": bytes, "v": 1}, every head in its
-    shortest form — and hands anything else to the strict ``_split``, which
-    accepts nothing more (tests check that both agree). Either way the payload
-    is authenticated by AES-GCM, with its AAD, before any plaintext is used.
+    That is the canonical CBOR map {"h": 284-byte header ciphertext, "p": bytes,
+    "v": 1}, every head in its shortest form; the header ciphertext is then
+    ``record[len(_STANDARD_PREFIX):_P_KEY_OFFSET]``. Callers hand anything else to
+    the strict ``_split``, which accepts nothing more (tests check that both agree).
     """
     end = len(record) - len(_RECORD_SUFFIX)
-    if (
+    if not (
         len(record) <= MAX_RECORD_SIZE
         and record.startswith(_STANDARD_PREFIX)
         and record.startswith(_RECORD_P_KEY, _P_KEY_OFFSET)
         and record.endswith(_RECORD_SUFFIX)
     ):
-        # Payloads are padded to at least a few hundred bytes, so their head is
-        # almost always 0x59 + a two-byte length; other sizes take the general way.
-        if record[_P_ITEM_OFFSET] == 0x59:
-            start = _P_ITEM_OFFSET + 3
-            length = int.from_bytes(record[_P_ITEM_OFFSET + 1 : start], "big")
-            if length >= 0x100 and start + length == end:
-                return record[start:end]
-        else:
-            payload = cbor.split_bytes_item(record, _P_ITEM_OFFSET)
-            if payload is not None and payload[1] == end:
-                return payload[0]
-    return _split(record)[1]
+        return None
+    # Payloads are padded to at least a few hundred bytes, so their head is
+    # almost always 0x59 + a two-byte length; other sizes take the general way.
+    if record[_P_ITEM_OFFSET] == 0x59:
+        start = _P_ITEM_OFFSET + 3
+        length = int.from_bytes(record[_P_ITEM_OFFSET + 1 : start], "big")
+        return record[start:end] if length >= 0x100 and start + length == end else None
+    payload = cbor.split_bytes_item(record, _P_ITEM_OFFSET)
+    return payload[0] if payload is not None and payload[1] == end else None
+
+
+def _stored_payload(record: bytes) -> bytes:
+    """The sealed payload of a record read from the local store, split in place.
+
+    Either way (in place or strict) the payload is authenticated by AES-GCM, with
+    its AAD, before any plaintext is used.
+    """
+    payload = _canonical_payload(record)
+    return payload if payload is not None else _split(record)[1]
 
 
 def seal_event_record(
@@ -451,16 +457,9 @@ def record_size_ok(record: bytes, limit: int = MAX_RECORD_SIZE) -> bool:
 
 def _split_pulled(record: bytes) -> tuple[bytes, bytes]:
     """(sealed header, sealed payload) of a record: exactly what ``_split`` returns."""
-    end = len(record) - len(_RECORD_SUFFIX)
-    if (
-        len(record) <= MAX_RECORD_SIZE
-        and record.startswith(_STANDARD_PREFIX)
-        and record.startswith(_RECORD_P_KEY, _P_KEY_OFFSET)
-        and record.endswith(_RECORD_SUFFIX)
-    ):
-        payload = cbor.split_bytes_item(record, _P_ITEM_OFFSET)
-        if payload is not None and payload[1] == end:
-            return record[len(_STANDARD_PREFIX) : _P_KEY_OFFSET], payload[0]
+    payload = _canonical_payload(record)
+    if payload is not None:
+        return record[len(_STANDARD_PREFIX) : _P_KEY_OFFSET], payload
     return _split(record)
 
 
