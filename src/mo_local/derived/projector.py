@@ -13,13 +13,14 @@ rebuilds. Rebuilds stream the log (bounded memory) and never re-sort anything.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from mo_local.app.queries import GoalView, ProjectView
 from mo_local.crypto.vault import UnlockedVault
 from mo_local.derived import cache, parallel
 from mo_local.derived.readmodel import ReadModel
 from mo_local.derived.search import SearchIndex
-from mo_local.eventlog import EncryptedLog
+from mo_local.eventlog import EncryptedLog, OpenedEvent
 from mo_local.store.eventstore import EventStore
 from mo_local.store.records import Cursor
 
@@ -98,6 +99,46 @@ class Projector:
             log.info("remote events now precede applied ones; rebuilding derived state")
             return self.rebuild()
         return self._replay()
+
+    def covers_all(self) -> bool:
+        """True iff the read model has applied every event in the store.
+
+        Every event is in the cursor's applied set, which `catch_up` keeps applied
+        in effective order. Two indexed range probes that normally find nothing.
+        """
+        return self._store.covers_events(self._cursor)
+
+    def follow(self, events: Sequence[OpenedEvent]) -> bool:
+        """Fold events just committed to the log that come right after the cursor.
+
+        For writers that hold the plaintext already (commands, sync pulls) and know
+        what they wrote: the caller checked `covers_all()` before writing and
+        `events` are everything it wrote since, in effective order — so they need
+        no read and no second decryption. Returns False, applying nothing, if an
+        event visibly does not follow (a synced event at or below the synced
+        cursor, a pending one at or below the committed cursor); the caller then
+        runs `catch_up`, which rebuilds if the order changed (INV-011).
+        """
+        synced, committed = self._cursor.synced, self._cursor.committed
+        for opened in events:
+            stored = opened.stored
+            global_seq = stored.global_seq
+            if global_seq is None:
+                if stored.commit_seq <= committed:
+                    return False
+                committed = stored.commit_seq
+            else:
+                if global_seq <= synced:
+                    return False
+                synced = global_seq
+        apply = self._model.apply
+        for opened in events:
+            apply(opened)
+        self._cursor = Cursor(synced, committed)
+        self._unsaved += len(events)
+        if self._unsaved >= self._save_every:
+            self.save()
+        return True
 
     def rebuild(self) -> int:
         """Drop the read model and replay the whole log in effective order; saves the cache."""

@@ -351,6 +351,11 @@ class EventStore:
         with self._guard():
             return ordering.cursor_is_prefix(self._db(), cursor)
 
+    def covers_events(self, cursor: Cursor) -> bool:
+        """True iff every event (key records aside) is in the applied set of `cursor`."""
+        with self._guard():
+            return ordering.covers_events(self._db(), cursor)
+
     @staticmethod
     def advance(cursor: Cursor, event: StoredEvent) -> Cursor:
         """The cursor after applying `event` (read in effective order)."""

@@ -115,6 +115,23 @@ def effective_head(conn: sqlite3.Connection) -> Cursor:
     )
 
 
+def covers_events(conn: sqlite3.Connection, cursor: Cursor) -> bool:
+    """True iff every event (key records aside) is in the applied set of `cursor`."""
+    outside_synced = conn.execute(
+        "SELECT 1 FROM sync_map m CROSS JOIN events e ON e.event_id = m.event_id"
+        " WHERE m.global_seq > ? AND e.commit_seq > ? AND e.kind = 'event' LIMIT 1",
+        (cursor.synced, cursor.committed),
+    ).fetchone()
+    if outside_synced is not None:
+        return False
+    outside_pending = conn.execute(
+        "SELECT 1 FROM pending p CROSS JOIN events e ON e.commit_seq = p.commit_seq"
+        " WHERE p.commit_seq > ? AND e.kind = 'event' LIMIT 1",
+        (cursor.committed,),
+    ).fetchone()
+    return outside_pending is None
+
+
 def cursor_is_prefix(conn: sqlite3.Connection, cursor: Cursor) -> bool:
     """True iff the applied set of `cursor` is still a prefix of the effective order (INV-011)."""
     # f: the earliest synced event outside A. Pending events outside A sort after
