@@ -444,6 +444,17 @@ class Client:
                 return session.opened_with
         return self.session.rebuild()
 
+    def pull_follower(self) -> Projector | None:
+        """The read model that sync folds pulled events into while applying them.
+
+        The open session's projector. A store without events (a device joining)
+        gets its session opened for this, which costs nothing then; otherwise None,
+        and whoever opens the session later catches up from the log.
+        """
+        if self._session is None and self.store.count_events():
+            return None
+        return self.session.projector
+
     def refresh(self) -> None:
         """Catch derived state up after writes that bypassed the application (sync)."""
         if self._session is not None:

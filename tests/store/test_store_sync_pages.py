@@ -29,9 +29,11 @@ def snapshot(store: EventStore) -> list[tuple[object, ...]]:
 def test_insert_remote_many_inserts_rows_mappings_and_keys(store: EventStore) -> None:
     key = key_record("g1")
     rows = [key, *events("g1", 1, 3), *events("g2", 1, 2)]
-    store.insert_remote_many([(row, seq) for seq, row in enumerate(rows, start=1)])
+    store.insert_remote(event("g0", 1), 40)  # commit seq 1
+    given = store.insert_remote_many([(row, seq) for seq, row in enumerate(rows, start=1)])
 
-    read = list(store.read_commit_order())
+    read = list(store.read_commit_order())[1:]
+    assert list(given) == [r.commit_seq for r in read] == [2, 3, 4, 5, 6, 7]
     assert [r.event_id for r in read] == [r.event_id for r in rows]
     assert [r.global_seq for r in read] == [1, 2, 3, 4, 5, 6]
     assert all(r.record == n.record for r, n in zip(read, rows, strict=True))
@@ -39,6 +41,7 @@ def test_insert_remote_many_inserts_rows_mappings_and_keys(store: EventStore) ->
     found = store.key_record(key.key_id)
     assert found is not None and found.event_id == key.event_id
     assert store.current_version("g1") == 3 and store.current_version("g2") == 2
+    assert list(store.insert_remote_many([])) == []
 
 
 def test_insert_remote_many_matches_one_by_one_inserts(tmp_path: Path) -> None:

@@ -228,7 +228,7 @@ def register(app: typer.Typer) -> None:
             "and set a new passphrase (MO_NEW_PASSPHRASE), uploaded at the next sync.",
         ),
     ) -> None:
-        """New device: log in, fetch the vault, unlock, pull, rebuild."""
+        """New device: log in, fetch the vault, unlock, pull (building derived state)."""
         ctx = current(typer_ctx)
         if database_path(ctx.home).exists():
             raise StoreExists(f"{ctx.home} already holds a store")
@@ -250,7 +250,6 @@ def register(app: typer.Typer) -> None:
         ctx._client = client
         if recovery_key is not None:
             client.change_passphrase(passphrase)
-        client.rebuild()
         ctx.emit(
             {"store_id": client.store_id, "events": events},
             f"Joined store {client.store_id}: {events} events pulled into {ctx.home}.",

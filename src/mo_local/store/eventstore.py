@@ -237,15 +237,16 @@ class EventStore:
         with self._write():
             return log.insert_remote(self._db(), event, global_seq)
 
-    def insert_remote_many(self, rows: Sequence[tuple[NewEvent, int]]) -> None:
+    def insert_remote_many(self, rows: Sequence[tuple[NewEvent, int]]) -> range:
         """`insert_remote` of each (record, global seq) in order, as one write (sync pages).
 
-        Inside a transaction it joins it without a savepoint of its own (one would
-        copy every page it touches to a sub-journal): if it fails, the caller must
-        roll its transaction back, which letting the error propagate does.
+        Returns the commit seqs the rows got, in order. Inside a transaction it joins
+        it without a savepoint of its own (one would copy every page it touches to a
+        sub-journal): if it fails, the caller must roll its transaction back, which
+        letting the error propagate does.
         """
         with self._bulk_write():
-            log.insert_remote_many(self._db(), rows)
+            return log.insert_remote_many(self._db(), rows)
 
     def mark_synced_many(self, pairs: Sequence[tuple[str, int]]) -> None:
         """`mark_synced` of each (event id, global seq) in order, as one write (push acks).

@@ -362,10 +362,14 @@ def _present(conn: sqlite3.Connection, sql: str, values: Sequence[object]) -> se
     return {row[0] for row in conn.execute(sql, (json.dumps(list(values)),))}
 
 
-def insert_remote_many(conn: sqlite3.Connection, rows: Sequence[tuple[NewEvent, int]]) -> None:
-    """`insert_remote` for each (event, global seq) in order, with one query per check."""
+def insert_remote_many(conn: sqlite3.Connection, rows: Sequence[tuple[NewEvent, int]]) -> range:
+    """`insert_remote` for each (event, global seq) in order, with one query per check.
+
+    Returns the commit seqs given to the rows, in order: one statement inserts them,
+    and AUTOINCREMENT hands out consecutive values above every seq used before.
+    """
     if not rows:
-        return
+        return range(0)
     ids = [event.event_id for event, _ in rows]
     seqs = [seq for _, seq in rows]
     versions = [(e.aggregate_id, e.version) for e, _ in rows if e.kind == KIND_EVENT]
@@ -405,6 +409,8 @@ def insert_remote_many(conn: sqlite3.Connection, rows: Sequence[tuple[NewEvent, 
             for e, _ in rows
         ],
     )
+    # Read before the triggers of the inserts below move it.
+    last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
     if keys:
         conn.executemany(
             "INSERT INTO keys (key_id, aggregate_id, event_id) VALUES (?, ?, ?)",
@@ -412,6 +418,7 @@ def insert_remote_many(conn: sqlite3.Connection, rows: Sequence[tuple[NewEvent, 
         )
     conn.executemany("INSERT INTO sync_map (event_id, global_seq) VALUES (?, ?)",
                      zip(ids, seqs, strict=True))
+    return range(last - len(rows) + 1, last + 1)
 
 
 def _refuse_first(

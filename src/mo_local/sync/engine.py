@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
-from typing import Literal, NamedTuple, TypeVar
+from typing import Literal, NamedTuple, Protocol, TypeVar
 
 from mo_local.crypto.errors import AuthenticationFailed, EncodingError
 from mo_local.crypto.records import (
@@ -31,7 +31,7 @@ from mo_local.crypto.records import (
     RecordHeader,
     open_event_payload,
 )
-from mo_local.eventlog import EncryptedLog, EventLogError
+from mo_local.eventlog import EncryptedLog, Envelope, EventLogError, OpenedEvent
 from mo_local.store.errors import InvalidArgument
 from mo_local.store.eventstore import EventStore
 from mo_local.store.records import NewEvent, StoredEvent
@@ -51,6 +51,7 @@ from mo_local.sync.transport import (
     PushResult,
     RecordTransport,
 )
+from mo_local.sync.verifier import PageVerifier, Verdict
 
 log = logging.getLogger("mo_local.sync")
 
@@ -66,6 +67,18 @@ DEFAULT_AHEAD_ROUNDS = 20
 # Pulled records applied in one local transaction at most (several pages): every
 # commit is durable (synchronous=FULL) and rewrites the index pages it touched.
 DEFAULT_GROUP_RECORDS = 10_000
+
+
+class PullFollower(Protocol):
+    """Derived state that can fold pulled events as they are applied (the projector)."""
+
+    def covers_all(self) -> bool:
+        """True iff every event in the store is already folded."""
+        ...
+
+    def follow(self, events: Sequence[OpenedEvent]) -> bool:
+        """Fold events just committed right after the folded ones; False applies nothing."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -84,6 +97,7 @@ class _Checked(NamedTuple):
     action: Literal["insert", "mark", "replace", "skip"]
     kind: str
     row: NewEvent | None = None
+    payload: bytes = b""  # an event's authenticated envelope bytes
 
 
 class SyncEngine:
@@ -103,6 +117,8 @@ class SyncEngine:
         push_bytes: int = DEFAULT_PUSH_BYTES,
         ahead_rounds: int = DEFAULT_AHEAD_ROUNDS,
         group_records: int = DEFAULT_GROUP_RECORDS,
+        follower: PullFollower | None = None,
+        verify_in_parallel: bool = True,
     ):
         self.store = client_store
         self.log = log
@@ -125,6 +141,15 @@ class SyncEngine:
         self._deks: dict[str, Dek] = {}
         self._opener = PulledRecordOpener(log.vault, store_id)
         self._replay_done = 0
+        self.follower = follower
+        # Large pulls authenticate pages on a second core (sync/verifier.py).
+        self.verify_in_parallel = verify_in_parallel
+        self._verifier: PageVerifier | None = None
+        self.verified_elsewhere = 0  # records the verifier authenticated (diagnostics)
+        # While pulling with a follower: events committed by the current group, with
+        # their envelope bytes, folded once the group's transaction has committed.
+        self._following: list[tuple[NewEvent, int, int, bytes]] | None = None
+        self._follow_floor = 0
 
     # -- the whole round ------------------------------------------------------------
 
@@ -183,11 +208,14 @@ class SyncEngine:
         """
         applied = 0
         failure: Exception | None = None
+        self._start_following()
         try:
             with self.store.large_cache(), _Background() as background:
                 since, tip = self.state.cursor, self.state.tip
                 page: PullPage | None = self._received(
                     since, tip, self._fetch(since, tip, wait))
+                if page is not None and page.has_more:
+                    self._start_verifier(page)
                 while page is not None:
                     grouped = group_events = 0
                     # A store error raised while applying rolls the whole group back
@@ -213,26 +241,98 @@ class SyncEngine:
                                 break
                             if grouped >= self.group_records:
                                 break  # the page received opens the next group
+                    self._fold_group()  # committed: derived state may follow
                     applied += group_events
                     self._pulled += group_events
                     if failure is not None:
                         raise failure
         finally:
+            self._stop_verifier()
+            self._following = None
             if applied:
                 log.info("sync: applied %d remote events", applied)
                 self.on_remote_events()
         return applied
+
+    def _start_following(self) -> None:
+        """Fold this pull's events into derived state as they commit, if they will append.
+
+        With nothing pending, every pulled event sorts after every local one in
+        effective order once its sequence is above the highest synced here; if the
+        follower has folded every event, each committed group can then be folded
+        from the plaintext just authenticated, without reading or decrypting it
+        again. Anything else (a rebase, our own records coming back, a sequence
+        at or below that floor) stops following: the caller's catch-up reads
+        the rest from the log, as it always did.
+        """
+        self._following = None
+        follower = self.follower
+        if follower is None or self.store.count_pending() or not follower.covers_all():
+            return
+        self._following = []
+        self._follow_floor = self.store.effective_head().synced
+
+    def _fold_group(self) -> None:
+        """Hand the events the group just committed to the follower."""
+        following, follower = self._following, self.follower
+        if not following or follower is None:
+            return
+        events: list[OpenedEvent] = []
+        for row, seq, commit_seq, payload in following:
+            try:
+                envelope = Envelope.from_bytes(payload)
+            except EncodingError:
+                # The log replay reports an unreadable envelope; leave it to that.
+                self._following = None
+                return
+            stored = StoredEvent(commit_seq, seq, row.event_id, row.kind, row.aggregate_type,
+                                 row.aggregate_id, row.version, row.key_id, row.record)
+            events.append(OpenedEvent(stored, envelope))
+        following.clear()
+        if not follower.follow(events):
+            self._following = None
 
     def _fetch(self, since: int, tip: str | None, wait: float) -> PullPage:
         """The page after `since` from the server (network only: may run on a worker thread).
 
         It includes the record at `since` too: if the server holds another event
         there, its history changed under us (restored or replaced) — `_received` refuses.
+        With a verifier running, the page (without that record) goes to it at once.
         """
         overlap = since > 0 and tip is not None
-        return self._with_retry(partial(
+        page = self._with_retry(partial(
             self.transport.pull, self.store_id, since - 1 if overlap else since,
             self.page_size, wait))
+        verifier = self._verifier
+        if verifier is not None:
+            records = page.records[1:] if overlap else page.records
+            verifier.submit([(r.event_id, r.record) for r in records])
+        return page
+
+    def _start_verifier(self, page: PullPage) -> None:
+        """Fork the page verifier for a pull of several pages (before the fetch thread starts)."""
+        if not self.verify_in_parallel:
+            return
+        verifier = PageVerifier.start(self._opener)
+        if verifier is not None:
+            self._verifier = verifier
+            verifier.submit([(r.event_id, r.record) for r in page.records])
+
+    def _stop_verifier(self) -> None:
+        verifier, self._verifier = self._verifier, None
+        if verifier is not None:
+            self.verified_elsewhere += verifier.verified
+            verifier.close()
+
+    def _verdicts(self, page: PullPage) -> list[Verdict] | None:
+        """The verifier's verdicts for this page (None: authenticate every record here)."""
+        verifier = self._verifier
+        if verifier is None:
+            return None
+        verdicts = verifier.receive(len(page.records))
+        if verdicts is None:
+            self._stop_verifier()
+        return verdicts
 
     def _received(self, since: int, tip: str | None, page: PullPage) -> PullPage:
         """A fetched page checked against what this store saw, without the overlap record."""
@@ -259,13 +359,16 @@ class SyncEngine:
         cursor, tip = since, self.state.tip
         plan = _PagePlan(self.store, checked)
         batch: list[tuple[NewEvent, int]] = []
+        payloads: list[bytes] = []
         for item in checked:
             try:
                 row = plan.batched(item)
                 if row is not None:
                     batch.append((row, item.pulled.seq))
+                    payloads.append(item.payload)
                 else:
-                    self._flush(batch)
+                    self._flush(batch, payloads)
+                    self._following = None  # not a plain append: catch-up reads the rest
                     self._apply(item)
             except SyncCorrupt as exc:
                 error = exc
@@ -273,23 +376,36 @@ class SyncEngine:
             cursor, tip = item.pulled.seq, item.pulled.event_id
             if item.action != "skip" and item.kind == KIND_EVENT:
                 applied += 1
-        self._flush(batch)
+        self._flush(batch, payloads)
         self.state.set_position(cursor, max(self.state.last_head, page.head), tip)
         return applied, error
 
-    def _flush(self, batch: list[tuple[NewEvent, int]]) -> None:
+    def _flush(self, batch: list[tuple[NewEvent, int]], payloads: list[bytes]) -> None:
         """Insert the plain new records gathered so far, in pull order."""
-        if batch:
-            self.store.insert_remote_many(batch)
-            batch.clear()
+        if not batch:
+            return
+        commit_seqs = self.store.insert_remote_many(batch)
+        following = self._following
+        if following is not None:
+            floor = self._follow_floor
+            for (row, seq), commit_seq, payload in zip(batch, commit_seqs, payloads, strict=True):
+                if row.kind != KIND_EVENT:
+                    continue
+                if seq <= floor:
+                    self._following = None
+                    break
+                following.append((row, seq, commit_seq, payload))
+        batch.clear()
+        payloads.clear()
 
     def _verify(self, since: int, page: PullPage) -> tuple[list[_Checked], SyncCorrupt | None]:
         """Authenticate the page's records in order, stopping at the first bad one."""
         checked: list[_Checked] = []
         previous = since
+        verdicts = self._verdicts(page)
         local = self.store.get_events([pulled.event_id for pulled in page.records])
         first_seq: dict[str, int] = {}
-        for pulled in page.records:
+        for index, pulled in enumerate(page.records):
             if not previous < pulled.seq <= page.head:
                 return checked, SyncCorrupt("arrived out of order", pulled.seq, pulled.event_id)
             previous = pulled.seq
@@ -299,15 +415,24 @@ class SyncEngine:
                     # Applied at its first sequence by the time this one is reached.
                     raise SyncCorrupt(f"is already synced here at sequence {first}",
                                       pulled.seq, pulled.event_id)
-                checked.append(self._check(pulled, local.get(pulled.event_id)))
+                checked.append(self._check(pulled, local.get(pulled.event_id),
+                                           verdicts[index] if verdicts is not None else None))
             except SyncCorrupt as exc:
                 return checked, exc
         return checked, None
 
-    def _check(self, pulled: PulledRecord, local: StoredEvent | None) -> _Checked:
+    def _check(self, pulled: PulledRecord, local: StoredEvent | None,
+               verdict: Verdict = None) -> _Checked:
         if local is None:
-            row, _ = self._authenticate(pulled)
-            return _Checked(pulled, "insert", row.kind, row)
+            if verdict is not None and verdict[4] in self._deks:
+                # Authenticated by the verifier with the key this engine holds under
+                # that id (the verifier's came from a key record pulled before it).
+                kind, aggregate_type, aggregate_id, version, key_id, payload = verdict
+                row = NewEvent(pulled.event_id, kind, aggregate_type, aggregate_id, version,
+                               key_id, pulled.record)
+                return _Checked(pulled, "insert", kind, row, payload)
+            row, payload = self._authenticate(pulled)
+            return _Checked(pulled, "insert", row.kind, row, payload)
         if local.record == pulled.record:
             # Our own record coming back (its acknowledgement was lost, or after a reset).
             if local.global_seq is None:

@@ -22,7 +22,7 @@ from mo_local.crypto.vault import UnlockedVault, VaultHeader
 from mo_local.eventlog import EncryptedLog
 from mo_local.store.eventstore import EventStore
 from mo_local.sync.backoff import RetryPolicy
-from mo_local.sync.engine import SyncEngine, SyncResult
+from mo_local.sync.engine import PullFollower, SyncEngine, SyncResult
 from mo_local.sync.errors import (
     AuthRejected,
     IdentityMismatch,
@@ -71,6 +71,14 @@ class SyncTarget(Protocol):
 
     def close(self) -> None:
         """Lock and release the store."""
+        ...
+
+    def pull_follower(self) -> PullFollower | None:
+        """Derived state to fold pulled events into as they are applied, if any."""
+        ...
+
+    def refresh(self) -> None:
+        """Catch derived state up after sync wrote to the store."""
         ...
 
 
@@ -290,7 +298,8 @@ def engine_for(
 ) -> SyncEngine:
     """The sync engine of a target over a transport."""
     return SyncEngine(
-        target.store, target.log, transport, target.store_id, on_remote_events, retry=retry
+        target.store, target.log, transport, target.store_id, on_remote_events, retry=retry,
+        follower=target.pull_follower(),
     )
 
 
@@ -373,7 +382,8 @@ def join(
 
     `create` makes the local store from the header (the caller unlocks it with
     the passphrase, e.g. `Client.create_from_header`). Returns the target and the
-    number of events pulled; the caller rebuilds derived state afterwards.
+    number of events pulled. Derived state is built while the records are applied
+    (the target's follower folds them as they commit) and caught up at the end.
     """
     session = transport.login(email, password)
     chosen = _choose_store(transport, store_id)
@@ -393,6 +403,7 @@ def join(
             state.connect(config)
             state.save_token(target.vault, config, session.token)
         events = engine_for(target, transport, retry=retry).pull()
+        target.refresh()
     except BaseException:
         target.close()
         raise

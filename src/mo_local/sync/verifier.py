@@ -1,0 +1,237 @@
+"""Pulled records authenticated on a second core while this one applies them.
+
+A large pull spends about as long authenticating records (two AES-GCM opens and
+the header checks per record) as inserting them. `PageVerifier` forks a child
+that runs the same checks (`PulledRecordOpener`) on each page as soon as it is
+fetched, while the parent inserts the page before it; the parent then reads the
+child's verdicts instead of opening the records itself.
+
+A verdict is a hint the parent may rely on, never a requirement: for every
+record the child answers either the header it authenticated together with the
+opened payload, or None — "check it yourself" — for key records (the parent
+installs DEKs itself), for records whose key the child has not seen, and for
+anything that failed. Whenever the child does not answer in time, answers
+something malformed, or the pipe breaks, the verifier stops and the parent
+authenticates everything itself, exactly as without it. A record that fails
+authentication is therefore always reported by the parent, at its position.
+
+The child is a fork of this process: it holds the same keys already, reads only
+the pipe, writes plaintext payloads only to the parent through the other pipe
+(never to a file), touches neither SQLite nor the network, and ends with
+`os._exit`. Forking is done only on Linux, in a single-threaded process (like
+derived/parallel.py); the engine starts the verifier before its fetch thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import pickle
+import select
+import signal
+import struct
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import NoReturn
+
+from mo_local.crypto.records import KIND_KEY, Dek, PulledRecordOpener
+
+# (kind, aggregate_type, aggregate_id, version, key_id, payload) or None.
+Verdict = tuple[str, str, str, int, str, bytes] | None
+
+_FRAME = struct.Struct(">I")
+# A page of records takes a few milliseconds; this long without an answer means
+# something is wrong with the child, and the parent goes on alone.
+ANSWER_TIMEOUT_S = 30.0
+
+
+def available() -> bool:
+    """True if a verifier may be forked here (Linux, two cores, one thread)."""
+    if not sys.platform.startswith("linux") or threading.active_count() != 1:
+        return False
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        cores = os.cpu_count() or 1
+    return cores >= 2
+
+
+class PageVerifier:
+    """A forked child authenticating pulled pages in the order they are submitted.
+
+    `submit` may run on the engine's fetch thread, `receive` on the main thread;
+    every submitted page is received once, in order, or the verifier is closed.
+    """
+
+    def __init__(self, pid: int, to_child: int, from_child: int) -> None:
+        self._pid = pid
+        self._to_child = to_child
+        self._from_child = from_child
+        self._broken = False
+        self._submitted = 0
+        self._received = 0
+        self.verified = 0  # records the child authenticated (diagnostics, tests)
+
+    @classmethod
+    def start(cls, opener: PulledRecordOpener) -> PageVerifier | None:
+        """Fork the child; None if that is not possible here."""
+        if not available():
+            return None
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            for fd in (to_child_r, to_child_w, from_child_r, from_child_w):
+                os.close(fd)
+            return None
+        if pid == 0:
+            os.close(to_child_w)
+            os.close(from_child_r)
+            _child(to_child_r, from_child_w, opener)
+        os.close(to_child_r)
+        os.close(from_child_w)
+        return cls(pid, to_child_w, from_child_r)
+
+    @property
+    def active(self) -> bool:
+        """False once the verifier stopped (closed, or something went wrong)."""
+        return not self._broken
+
+    def submit(self, records: Sequence[tuple[str, bytes]]) -> None:
+        """Queue a page of (event id, record) for the child; a failure only stops the verifier."""
+        if self._broken:
+            return
+        try:
+            _write_frame(self._to_child, pickle.dumps(list(records), pickle.HIGHEST_PROTOCOL))
+            self._submitted += 1
+        except OSError:
+            self._broken = True
+
+    def receive(self, expected: int) -> list[Verdict] | None:
+        """The verdicts of the oldest submitted page, or None (then check every record)."""
+        if self._broken or self._received >= self._submitted:
+            return None
+        self._received += 1
+        body = _read_frame(self._from_child, time.monotonic() + ANSWER_TIMEOUT_S)
+        verdicts = _parse(body, expected) if body is not None else None
+        if verdicts is None:
+            self.close()
+            return None
+        self.verified += sum(1 for v in verdicts if v is not None)
+        return verdicts
+
+    def close(self) -> None:
+        """Stop the child (it may be waiting for a page that will not come)."""
+        if self._pid == 0:
+            return
+        self._broken = True
+        pid, self._pid = self._pid, 0
+        for fd in (self._to_child, self._from_child):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+
+
+# -- the child ----------------------------------------------------------------------
+
+
+def _child(read_fd: int, write_fd: int, opener: PulledRecordOpener) -> NoReturn:
+    code = 1
+    try:
+        # Objects inherited from the parent (its SQLite connection above all) must
+        # never be finalized here; nothing this short-lived needs the cycle collector.
+        gc.disable()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        deks: dict[str, Dek] = {}
+        while True:
+            body = _read_frame(read_fd, None)
+            if body is None:
+                break
+            # Frames come only from the parent, through a pipe nobody else holds.
+            page: list[tuple[str, bytes]] = pickle.loads(body)  # noqa: S301
+            answer = [_verdict(opener, deks, event_id, record) for event_id, record in page]
+            _write_frame(write_fd, pickle.dumps(answer, pickle.HIGHEST_PROTOCOL))
+        code = 0
+    except BaseException:  # noqa: BLE001 - whatever happens, the parent goes on alone
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _verdict(opener: PulledRecordOpener, deks: dict[str, Dek], event_id: str,
+             record: bytes) -> Verdict:
+    """What the parent's `_authenticate` would find, or None to leave it to the parent."""
+    try:
+        header, sealed = opener.header(event_id, record)
+        if header.kind == KIND_KEY:
+            deks[header.key_id] = opener.key(event_id, header, sealed)
+            return None
+        dek = deks.get(header.key_id)
+        if dek is None:
+            return None
+        payload = opener.event_payload(event_id, header, dek, sealed)
+    except Exception:  # noqa: BLE001 - the parent reports it, at its position
+        return None
+    kind, aggregate_type, aggregate_id, version, key_id = header
+    return (kind, aggregate_type, aggregate_id, version, key_id, payload)
+
+
+# -- frames -------------------------------------------------------------------------
+
+
+def _write_frame(fd: int, body: bytes) -> None:
+    data = memoryview(_FRAME.pack(len(body)) + body)
+    while data:
+        written = os.write(fd, data)
+        data = data[written:]
+
+
+def _read_exact(fd: int, size: int, deadline: float | None) -> bytes | None:
+    chunks: list[bytes] = []
+    while size:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                return None
+        chunk = os.read(fd, min(size, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_frame(fd: int, deadline: float | None) -> bytes | None:
+    try:
+        head = _read_exact(fd, _FRAME.size, deadline)
+        if head is None:
+            return None
+        return _read_exact(fd, _FRAME.unpack(head)[0], deadline)
+    except OSError:
+        return None
+
+
+def _parse(body: bytes, expected: int) -> list[Verdict] | None:
+    """The child's answer if it is well formed and has one verdict per record."""
+    try:
+        # Frames come only from the forked child, through a pipe nobody else holds.
+        verdicts = pickle.loads(body)  # noqa: S301
+    except Exception:  # noqa: BLE001 - a garbled answer means "go on alone"
+        return None
+    if not isinstance(verdicts, list) or len(verdicts) != expected:
+        return None
+    for verdict in verdicts:
+        if verdict is not None and not (
+            isinstance(verdict, tuple) and len(verdict) == 6
+            and all(isinstance(verdict[i], str) for i in (0, 1, 2, 4))
+            and type(verdict[3]) is int and isinstance(verdict[5], bytes)
+        ):
+            return None
+    return verdicts

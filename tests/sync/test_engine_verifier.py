@@ -1,0 +1,236 @@
+"""Large pulls authenticated on a second core (sync/verifier.py) and folded while applied.
+
+The server here is a list in this process — no server thread — because the
+verifier forks only a single-threaded process. Every pull is compared with the
+same pull done without the verifier: the stores, the cursor and the errors must
+be the same, whatever the child does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from sync_fixtures import FAST_KDF, PASSPHRASE, append_events
+
+from mo_local.client import Client
+from mo_local.sync import verifier as verifier_module
+from mo_local.sync.engine import SyncEngine
+from mo_local.sync.errors import SyncCorrupt
+from mo_local.sync.remote import RemoteConfig, RemoteState
+from mo_local.sync.transport import OutgoingRecord, PulledRecord, PullPage, PushResult
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
+    reason="the verifier forks only on Linux with two cores",
+)
+
+
+class ListServer:
+    """The sync protocol over a list (one store), in this thread."""
+
+    def __init__(self) -> None:
+        self.records: list[PulledRecord] = []
+        self.seqs: dict[str, int] = {}
+
+    def push(self, store_id: str, expected_head: int,
+             records: Sequence[OutgoingRecord]) -> PushResult:
+        for r in records:
+            if r.event_id not in self.seqs:
+                self.records.append(PulledRecord(len(self.records) + 1, r.event_id, r.record))
+                self.seqs[r.event_id] = len(self.records)
+        return PushResult(len(self.records), {r.event_id: self.seqs[r.event_id] for r in records})
+
+    def pull(self, store_id: str, since: int, limit: int, wait: float = 0.0) -> PullPage:
+        page = tuple(self.records[since:since + limit])
+        return PullPage(page, len(self.records), since + limit < len(self.records))
+
+    def tamper(self, seq: int, index: int) -> None:
+        """Flip one bit of the record at `seq`."""
+        old = self.records[seq - 1]
+        record = bytearray(old.record)
+        record[index] ^= 0x01
+        self.records[seq - 1] = PulledRecord(old.seq, old.event_id, bytes(record))
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Iterator[tuple[Client, ListServer]]:
+    """A device with 40 aggregates × 6 events (280 records) pushed to a list server."""
+    client, _ = Client.create(tmp_path / "source", PASSPHRASE, FAST_KDF)
+    for i in range(40):
+        append_events(client, f"00000000-0000-4000-8000-{i:012x}", 6, f"a{i}-")
+    server = ListServer()
+    RemoteState(client.store).connect(RemoteConfig("http://list", "acct", client.store_id))
+    SyncEngine(client.store, client.log, server, client.store_id, lambda: None).push()
+    assert len(server.records) == 280
+    yield client, server
+    client.close()
+
+
+def joiner(source: Client, home: Path) -> Client:
+    client = Client.create_from_header(home, source.vault_header, PASSPHRASE)
+    RemoteState(client.store).connect(RemoteConfig("http://list", "acct", client.store_id))
+    return client
+
+
+def engine(client: Client, server: ListServer, *, parallel: bool) -> SyncEngine:
+    return SyncEngine(client.store, client.log, server, client.store_id, lambda: None,
+                      page_size=50, verify_in_parallel=parallel)
+
+
+def rows(client: Client) -> list[tuple[object, ...]]:
+    return [tuple(r) for r in client.store.read_commit_order()]
+
+
+def single_threaded() -> None:
+    assert threading.active_count() == 1, (
+        "a thread left running by an earlier test keeps the verifier from forking: "
+        f"{[t.name for t in threading.enumerate()]}"
+    )
+
+
+def test_a_verified_pull_stores_exactly_what_a_plain_pull_stores(
+    source: tuple[Client, ListServer], tmp_path: Path
+) -> None:
+    client, server = source
+    single_threaded()
+    with joiner(client, tmp_path / "a") as a, joiner(client, tmp_path / "b") as b:
+        verified = engine(a, server, parallel=True)
+        assert verified.pull() == 240
+        assert engine(b, server, parallel=False).pull() == 240
+        assert rows(a) == rows(b)
+        assert RemoteState(a.store).cursor == RemoteState(b.store).cursor == 280
+        # Events only (key records are always opened here, to install their DEK); the
+        # first page is fetched before the verifier starts, and gets submitted too.
+        assert verified.verified_elsewhere == 240
+        a.rebuild()
+        assert a.session.projector.model.applied == 240
+
+
+@pytest.mark.parametrize("where", ["header", "payload"])
+def test_a_tampered_record_stops_at_its_position_like_without_the_verifier(
+    source: tuple[Client, ListServer], tmp_path: Path, where: str
+) -> None:
+    client, server = source
+    seq = 173  # in the fourth page of 50
+    server.tamper(seq, 12 if where == "header" else len(server.records[seq - 1].record) - 5)
+    single_threaded()
+    with joiner(client, tmp_path / "a") as a, joiner(client, tmp_path / "b") as b:
+        errors = []
+        for device, parallel in ((a, True), (b, False)):
+            with pytest.raises(SyncCorrupt) as info:
+                engine(device, server, parallel=parallel).pull()
+            errors.append((info.value.seq, info.value.reason))
+        assert errors[0] == errors[1] == (seq, "failed authentication")
+        assert rows(a) == rows(b)
+        assert RemoteState(a.store).cursor == seq - 1
+
+
+def test_a_child_that_dies_leaves_the_pull_to_this_process(
+    source: tuple[Client, ListServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, server = source
+    real_receive = verifier_module.PageVerifier.receive
+    calls = []
+
+    def dying(self: verifier_module.PageVerifier, expected: int) -> object:
+        calls.append(expected)
+        if len(calls) == 3:
+            os.kill(self._pid, signal.SIGKILL)
+        return real_receive(self, expected)
+
+    monkeypatch.setattr(verifier_module.PageVerifier, "receive", dying)
+    single_threaded()
+    with joiner(client, tmp_path / "a") as a, joiner(client, tmp_path / "b") as b:
+        verified = engine(a, server, parallel=True)
+        assert verified.pull() == 240
+        engine(b, server, parallel=False).pull()
+        assert rows(a) == rows(b)
+        # The third answer may be in the pipe already; the next one cannot come, and
+        # then nothing more is asked of the child (six pages in all).
+        assert 3 <= len(calls) <= 4
+        assert 0 < verified.verified_elsewhere < 240
+
+
+def test_a_garbled_answer_is_not_used(
+    source: tuple[Client, ListServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, server = source
+    # Every verdict claims another aggregate: if the parent used them, rows would differ.
+    real_verdict = verifier_module._verdict
+
+    def lying(*args: object) -> object:
+        verdict = real_verdict(*args)  # type: ignore[arg-type]
+        return None if verdict is None else (*verdict[:5], "not bytes")
+
+    monkeypatch.setattr(verifier_module, "_verdict", lying)
+    single_threaded()
+    with joiner(client, tmp_path / "a") as a, joiner(client, tmp_path / "b") as b:
+        verified = engine(a, server, parallel=True)
+        verified.pull()
+        engine(b, server, parallel=False).pull()
+        assert rows(a) == rows(b)
+        assert verified.verified_elsewhere == 0
+
+
+def test_events_whose_key_came_in_an_earlier_pull_are_opened_here(
+    source: tuple[Client, ListServer], tmp_path: Path
+) -> None:
+    client, server = source
+    single_threaded()
+    with joiner(client, tmp_path / "a") as a:
+        assert engine(a, server, parallel=True).pull() == 240
+        for i in range(40):  # more events of the same aggregates: their keys are known here
+            append_events(client, f"00000000-0000-4000-8000-{i:012x}", 3, f"b{i}-")
+        SyncEngine(client.store, client.log, server, client.store_id, lambda: None).push()
+        second = engine(a, server, parallel=True)
+        assert second.pull() == 120
+        assert second.verified_elsewhere == 0  # the child never saw those key records
+        assert sorted(r.event_id for r in a.store.read_commit_order()) == sorted(
+            r.event_id for r in server.records)
+
+
+def test_a_joining_device_folds_pulled_events_without_decrypting_them_again(
+    source: tuple[Client, ListServer], tmp_path: Path
+) -> None:
+    client, server = source
+    single_threaded()
+    with joiner(client, tmp_path / "a") as a, joiner(client, tmp_path / "b") as b:
+        follower = a.pull_follower()
+        assert follower is not None
+        opened = a.log.opened
+        SyncEngine(a.store, a.log, server, a.store_id, a.refresh, page_size=50,
+                   group_records=100, follower=follower).pull()
+        assert a.log.opened == opened  # nothing read back from the log
+        assert follower.covers_all()
+        engine(b, server, parallel=False).pull()
+        reference = b.session.projector  # opened after the pull: replays the log
+        assert follower.model.applied == reference.model.applied == 240
+        assert dict(follower.model.entries()).keys() == dict(reference.model.entries()).keys()
+        for aggregate_id, entry in follower.model.entries():
+            other = dict(reference.model.entries())[aggregate_id]
+            assert (entry.version, entry.state) == (other.version, other.state)
+        assert follower.model.conflicts() == reference.model.conflicts()
+
+
+def test_following_stops_when_pulled_events_do_not_append(
+    source: tuple[Client, ListServer], tmp_path: Path
+) -> None:
+    client, server = source
+    with joiner(client, tmp_path / "a") as a:
+        follower = a.pull_follower()
+        assert follower is not None
+        append_events(a, "00000000-0000-4000-8000-00000000ffff", 1, "local")  # pending
+        a.refresh()
+        opened = a.log.opened
+        SyncEngine(a.store, a.log, server, a.store_id, a.refresh, page_size=50,
+                   follower=follower).pull()
+        # With an event pending, pulled ones sort before it: the projector caught
+        # up from the log instead (a rebuild, since the order changed).
+        assert a.log.opened > opened
+        assert follower.model.applied == 241
