@@ -48,10 +48,18 @@ def _adopt_or_note(ctx: Context, client: Client, vault: session.VaultSync) -> No
 
 
 @contextmanager
-def _progress(ctx: Context, text: str) -> Iterator[None]:
-    """A spinner on stderr for people; nothing with --json or without a terminal."""
+def _progress(ctx: Context, text: str, *, spinner: bool = True) -> Iterator[None]:
+    """A spinner on stderr for people; nothing with --json or without a terminal.
+
+    Without `spinner` the text is printed once instead: a spinner runs a thread,
+    and a pull forks its record verifier only in a single-threaded process.
+    """
     console = Console(stderr=True)
     if ctx.json or not console.is_terminal:
+        yield
+        return
+    if not spinner:
+        console.print(text)
         yield
         return
     with console.status(text):
@@ -245,7 +253,7 @@ def register(app: typer.Typer) -> None:
                 return Client.create_from_header(ctx.home, header, recovery_key=recovery_key)
             return Client.create_from_header(ctx.home, header, passphrase)
 
-        with _transport(url) as transport, _progress(ctx, "Joining…"):
+        with _transport(url) as transport, _progress(ctx, "Joining…", spinner=False):
             client, events = session.join(transport, email, password, create, store)
         ctx._client = client
         if recovery_key is not None:
