@@ -24,7 +24,7 @@ from derived_helpers import (
 
 from mo_local.domain.events import GoalArchived, GoalRefined, ProjectArchived
 from mo_local.eventlog import OpenedEvent
-from mo_local.store.records import StoredEvent
+from mo_local.store.records import Cursor, StoredEvent
 
 
 @pytest.fixture
@@ -110,3 +110,24 @@ def test_a_synced_event_below_the_synced_cursor_is_refused(env: Env) -> None:
     assert follower.follow([five])
     assert not follower.follow([three])  # sequence 3 sorts before what is applied
     assert follower.cursor.synced == 5
+
+
+def test_a_state_folded_in_a_fork_is_adopted_only_if_it_ends_where_expected(env: Env) -> None:
+    rows = env.append(goal_created("One"), goal_created("Two"), goal_created("Three"))
+    events = opened(env, rows)
+    for seq, event in enumerate(events, start=1):
+        env.store.mark_synced(event.stored.event_id, seq)
+    synced = opened(env, [e.stored for e in events])
+    child, parent, reader = env.projector(), env.projector(), env.projector()
+    child.fold_in_fork(synced)  # stands in for the forked copy
+    state = child.forked_state()
+    before = model_state(parent.model)
+    assert not parent.adopt_forked(state, Cursor(2, 0))
+    assert not parent.adopt_forked(b"not a state", Cursor(3, 0))
+    assert model_state(parent.model) == before
+    assert parent.adopt_forked(state, Cursor(3, 0))
+    reader.catch_up()
+    assert model_state(parent.model) == model_state(reader.model)
+    assert parent.cursor.synced == 3
+    with pytest.raises(ValueError):
+        child.fold_in_fork(synced[:1])  # not after its cursor

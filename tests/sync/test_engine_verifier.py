@@ -15,10 +15,12 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import cbor2
 import pytest
 from sync_fixtures import FAST_KDF, PASSPHRASE, append_events
 
 from mo_local.client import Client
+from mo_local.derived.projector import Projector
 from mo_local.sync import verifier as verifier_module
 from mo_local.sync.engine import SyncEngine
 from mo_local.sync.errors import SyncCorrupt
@@ -195,8 +197,21 @@ def test_events_whose_key_came_in_an_earlier_pull_are_opened_here(
             r.event_id for r in server.records)
 
 
+def same_models(a: Client, b: Client) -> None:
+    """The read models of two devices hold the same entries, states and conflicts."""
+    mine, theirs = a.session.projector.model, b.session.projector.model
+    assert mine.applied == theirs.applied
+    entries = dict(theirs.entries())
+    assert dict(mine.entries()).keys() == entries.keys()
+    for aggregate_id, entry in mine.entries():
+        assert (entry.version, entry.state) == (entries[aggregate_id].version,
+                                                entries[aggregate_id].state)
+    assert mine.conflicts() == theirs.conflicts()
+
+
+@pytest.mark.parametrize("parallel", [True, False], ids=["folded-by-child", "folded-here"])
 def test_a_joining_device_folds_pulled_events_without_decrypting_them_again(
-    source: tuple[Client, ListServer], tmp_path: Path
+    source: tuple[Client, ListServer], tmp_path: Path, parallel: bool
 ) -> None:
     client, server = source
     single_threaded()
@@ -204,18 +219,65 @@ def test_a_joining_device_folds_pulled_events_without_decrypting_them_again(
         follower = a.pull_follower()
         assert follower is not None
         opened = a.log.opened
+        pulling = SyncEngine(a.store, a.log, server, a.store_id, a.refresh, page_size=50,
+                             group_records=100, follower=follower, verify_in_parallel=parallel)
+        assert pulling.pull() == 240
+        assert (pulling.verified_elsewhere == 240) is parallel
+        assert a.log.opened == opened  # nothing read back from the log and decrypted again
+        assert follower.covers_all() and follower.cursor.synced == 280
+        engine(b, server, parallel=False).pull()  # b's model: replayed from the log
+        same_models(a, b)
+
+
+def test_a_child_lost_while_folding_leaves_the_read_model_to_the_log(
+    source: tuple[Client, ListServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, server = source
+    real_fold = verifier_module.PageVerifier.fold
+    folds = []
+
+    def dying(self: verifier_module.PageVerifier, through: int, extra: object) -> None:
+        real_fold(self, through, extra)  # type: ignore[arg-type]
+        folds.append(through)
+        if len(folds) == 1:
+            os.kill(self._pid, signal.SIGKILL)
+
+    monkeypatch.setattr(verifier_module.PageVerifier, "fold", dying)
+    single_threaded()
+    with joiner(client, tmp_path / "a") as a, joiner(client, tmp_path / "b") as b:
+        follower = a.pull_follower()
+        assert follower is not None
+        opened = a.log.opened
         SyncEngine(a.store, a.log, server, a.store_id, a.refresh, page_size=50,
                    group_records=100, follower=follower).pull()
-        assert a.log.opened == opened  # nothing read back from the log
-        assert follower.covers_all()
+        assert a.log.opened - opened == 240  # caught up from the log after the pull
         engine(b, server, parallel=False).pull()
-        reference = b.session.projector  # opened after the pull: replays the log
-        assert follower.model.applied == reference.model.applied == 240
-        assert dict(follower.model.entries()).keys() == dict(reference.model.entries()).keys()
-        for aggregate_id, entry in follower.model.entries():
-            other = dict(reference.model.entries())[aggregate_id]
-            assert (entry.version, entry.state) == (other.version, other.state)
-        assert follower.model.conflicts() == reference.model.conflicts()
+        same_models(a, b)
+        assert rows(a) == rows(b)
+
+
+def test_a_state_that_does_not_end_where_expected_is_not_adopted(
+    source: tuple[Client, ListServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, server = source
+    real_state = Projector.forked_state
+
+    def short(self: Projector) -> bytes:  # runs in the child: claims one sequence less
+        body = cbor2.loads(real_state(self))
+        body[2] -= 1
+        return cbor2.dumps(body)
+
+    monkeypatch.setattr(Projector, "forked_state", short)
+    single_threaded()
+    with joiner(client, tmp_path / "a") as a, joiner(client, tmp_path / "b") as b:
+        follower = a.pull_follower()
+        assert follower is not None
+        opened = a.log.opened
+        SyncEngine(a.store, a.log, server, a.store_id, a.refresh, page_size=50,
+                   follower=follower).pull()
+        assert a.log.opened - opened == 240  # refused, then caught up from the log
+        engine(b, server, parallel=False).pull()
+        same_models(a, b)
 
 
 def test_following_stops_when_pulled_events_do_not_append(

@@ -15,11 +15,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+import cbor2
+
 from mo_local.app.queries import GoalView, ProjectView
 from mo_local.crypto.vault import UnlockedVault
 from mo_local.derived import cache, parallel
 from mo_local.derived.readmodel import ReadModel
 from mo_local.derived.search import SearchIndex
+from mo_local.derived.snapshot import SnapshotError, decode_snapshot, encode_snapshot
 from mo_local.eventlog import EncryptedLog, OpenedEvent
 from mo_local.store.eventstore import EventStore
 from mo_local.store.records import Cursor
@@ -27,6 +30,8 @@ from mo_local.store.records import Cursor
 # Save the cache every this many applied events, so a crash mid-rebuild (or a
 # long session) resumes from a recent cursor instead of from scratch.
 DEFAULT_SAVE_EVERY = 50_000
+# Layout of what `forked_state` hands from a forked child to the parent.
+_FORKED_FORMAT = 1
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +141,54 @@ class Projector:
             apply(opened)
         self._cursor = Cursor(synced, committed)
         self._unsaved += len(events)
+        if self._unsaved >= self._save_every:
+            self.save()
+        return True
+
+    # -- folding in a forked helper process (large sync pulls) ---------------------------
+
+    def fold_in_fork(self, events: Sequence[OpenedEvent]) -> None:
+        """In a forked child only: fold synced events as `follow` would, never saving.
+
+        The child works on its copy of this projector (fork copies the model), and
+        must not touch the store: so no cache save here, whatever the count.
+        """
+        synced = self._cursor.synced
+        apply = self._model.apply
+        for opened in events:
+            global_seq = opened.stored.global_seq
+            if global_seq is None or global_seq <= synced:
+                raise ValueError("only synced events after the cursor are folded in a fork")
+            apply(opened)
+            synced = global_seq
+        self._cursor = Cursor(synced, self._cursor.committed)
+
+    def forked_state(self) -> bytes:
+        """In the forked child: its read model and cursor, for `adopt_forked` in the parent."""
+        cursor = self._cursor
+        return cbor2.dumps(
+            [_FORKED_FORMAT, encode_snapshot(self._model), cursor.synced, cursor.committed]
+        )
+
+    def adopt_forked(self, state: bytes, cursor: Cursor) -> bool:
+        """Install the state a forked child folded, if it is well formed and ends at `cursor`.
+
+        Its model extends this one's (the child started from a copy of it), so the
+        events it covers count as unsaved. False, changing nothing, otherwise.
+        """
+        try:
+            body = cbor2.loads(state)
+            format_version, snapshot, synced, committed = body
+            if format_version != _FORKED_FORMAT or Cursor(synced, committed) != cursor:
+                return False
+            model = decode_snapshot(snapshot)
+        except (ValueError, TypeError, SnapshotError, cbor2.CBORDecodeError):
+            return False
+        added = model.applied - self._model.applied
+        if added < 0:
+            return False
+        self._install(model, cursor)
+        self._unsaved = added
         if self._unsaved >= self._save_every:
             self.save()
         return True

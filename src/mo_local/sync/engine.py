@@ -34,7 +34,7 @@ from mo_local.crypto.records import (
 from mo_local.eventlog import EncryptedLog, Envelope, EventLogError, OpenedEvent
 from mo_local.store.errors import InvalidArgument
 from mo_local.store.eventstore import EventStore
-from mo_local.store.records import NewEvent, StoredEvent
+from mo_local.store.records import Cursor, NewEvent, StoredEvent
 from mo_local.sync.backoff import RetryPolicy
 from mo_local.sync.errors import (
     RemoteRefused,
@@ -51,7 +51,7 @@ from mo_local.sync.transport import (
     PushResult,
     RecordTransport,
 )
-from mo_local.sync.verifier import PageVerifier, Verdict
+from mo_local.sync.verifier import Extra, ForkFolder, PageVerifier, Verdict
 
 log = logging.getLogger("mo_local.sync")
 
@@ -69,8 +69,13 @@ DEFAULT_AHEAD_ROUNDS = 20
 DEFAULT_GROUP_RECORDS = 10_000
 
 
-class PullFollower(Protocol):
+class PullFollower(ForkFolder, Protocol):
     """Derived state that can fold pulled events as they are applied (the projector)."""
+
+    @property
+    def cursor(self) -> Cursor:
+        """The effective-order cursor of what is folded."""
+        ...
 
     def covers_all(self) -> bool:
         """True iff every event in the store is already folded."""
@@ -78,6 +83,10 @@ class PullFollower(Protocol):
 
     def follow(self, events: Sequence[OpenedEvent]) -> bool:
         """Fold events just committed right after the folded ones; False applies nothing."""
+        ...
+
+    def adopt_forked(self, state: bytes, cursor: Cursor) -> bool:
+        """Install what a forked child folded (`forked_state`) if it ends at `cursor`."""
         ...
 
 
@@ -98,6 +107,7 @@ class _Checked(NamedTuple):
     kind: str
     row: NewEvent | None = None
     payload: bytes = b""  # an event's authenticated envelope bytes
+    elsewhere: bool = False  # authenticated by the verifier (which holds the payload too)
 
 
 class SyncEngine:
@@ -147,9 +157,14 @@ class SyncEngine:
         self._verifier: PageVerifier | None = None
         self.verified_elsewhere = 0  # records the verifier authenticated (diagnostics)
         # While pulling with a follower: events committed by the current group, with
-        # their envelope bytes, folded once the group's transaction has committed.
-        self._following: list[tuple[NewEvent, int, int, bytes]] | None = None
+        # their envelope bytes, folded once the group's transaction has committed
+        # (row, global seq, commit seq, payload, verified elsewhere).
+        self._following: list[tuple[NewEvent, int, int, bytes, bool]] | None = None
         self._follow_floor = 0
+        # Folding happens in the verifier's child (which holds the plaintext) up to
+        # this sequence; 0 while nothing was handed to it.
+        self._folded_in_child = 0
+        self._fold_in_child = False
 
     # -- the whole round ------------------------------------------------------------
 
@@ -246,6 +261,7 @@ class SyncEngine:
                     self._pulled += group_events
                     if failure is not None:
                         raise failure
+                self._adopt_child_fold()
         finally:
             self._stop_verifier()
             self._following = None
@@ -266,6 +282,8 @@ class SyncEngine:
         the rest from the log, as it always did.
         """
         self._following = None
+        self._fold_in_child = False
+        self._folded_in_child = 0
         follower = self.follower
         if follower is None or self.store.count_pending() or not follower.covers_all():
             return
@@ -273,12 +291,28 @@ class SyncEngine:
         self._follow_floor = self.store.effective_head().synced
 
     def _fold_group(self) -> None:
-        """Hand the events the group just committed to the follower."""
+        """Hand the events the group just committed to the follower (or to the child)."""
         following, follower = self._following, self.follower
         if not following or follower is None:
             return
+        if self._fold_in_child:
+            verifier = self._verifier
+            if verifier is None or not verifier.active:
+                # What the child folded is lost with it; the catch-up reads it all.
+                self._following = None
+                return
+            extra: list[Extra] = [
+                (seq, row.event_id, (row.kind, row.aggregate_type, row.aggregate_id,
+                                     row.version, row.key_id, payload))
+                for row, seq, _, payload, elsewhere in following if not elsewhere
+            ]
+            through = following[-1][1]
+            verifier.fold(through, extra)
+            self._folded_in_child = through
+            following.clear()
+            return
         events: list[OpenedEvent] = []
-        for row, seq, commit_seq, payload in following:
+        for row, seq, commit_seq, payload, _ in following:
             try:
                 envelope = Envelope.from_bytes(payload)
             except EncodingError:
@@ -291,6 +325,17 @@ class SyncEngine:
         following.clear()
         if not follower.follow(events):
             self._following = None
+
+    def _adopt_child_fold(self) -> None:
+        """After a complete pull, install the read model the child folded."""
+        verifier, follower = self._verifier, self.follower
+        if (not self._fold_in_child or self._following is None or not self._folded_in_child
+                or verifier is None or follower is None):
+            return
+        state = verifier.finish()
+        cursor = Cursor(self._folded_in_child, follower.cursor.committed)
+        if state is None or not follower.adopt_forked(state, cursor):
+            log.info("sync: derived state is caught up from the log instead")
 
     def _fetch(self, since: int, tip: str | None, wait: float) -> PullPage:
         """The page after `since` from the server (network only: may run on a worker thread).
@@ -306,17 +351,20 @@ class SyncEngine:
         verifier = self._verifier
         if verifier is not None:
             records = page.records[1:] if overlap else page.records
-            verifier.submit([(r.event_id, r.record) for r in records])
+            verifier.submit([(r.seq, r.event_id, r.record) for r in records])
         return page
 
     def _start_verifier(self, page: PullPage) -> None:
         """Fork the page verifier for a pull of several pages (before the fetch thread starts)."""
         if not self.verify_in_parallel:
             return
-        verifier = PageVerifier.start(self._opener)
+        # Following, the child also folds what commits; nothing has committed yet.
+        folder = self.follower if self._following is not None else None
+        verifier = PageVerifier.start(self._opener, folder)
         if verifier is not None:
             self._verifier = verifier
-            verifier.submit([(r.event_id, r.record) for r in page.records])
+            self._fold_in_child = folder is not None
+            verifier.submit([(r.seq, r.event_id, r.record) for r in page.records])
 
     def _stop_verifier(self) -> None:
         verifier, self._verifier = self._verifier, None
@@ -360,14 +408,16 @@ class SyncEngine:
         plan = _PagePlan(self.store, checked)
         batch: list[tuple[NewEvent, int]] = []
         payloads: list[bytes] = []
+        elsewhere: list[bool] = []
         for item in checked:
             try:
                 row = plan.batched(item)
                 if row is not None:
                     batch.append((row, item.pulled.seq))
                     payloads.append(item.payload)
+                    elsewhere.append(item.elsewhere)
                 else:
-                    self._flush(batch, payloads)
+                    self._flush(batch, payloads, elsewhere)
                     self._following = None  # not a plain append: catch-up reads the rest
                     self._apply(item)
             except SyncCorrupt as exc:
@@ -376,11 +426,12 @@ class SyncEngine:
             cursor, tip = item.pulled.seq, item.pulled.event_id
             if item.action != "skip" and item.kind == KIND_EVENT:
                 applied += 1
-        self._flush(batch, payloads)
+        self._flush(batch, payloads, elsewhere)
         self.state.set_position(cursor, max(self.state.last_head, page.head), tip)
         return applied, error
 
-    def _flush(self, batch: list[tuple[NewEvent, int]], payloads: list[bytes]) -> None:
+    def _flush(self, batch: list[tuple[NewEvent, int]], payloads: list[bytes],
+               elsewhere: list[bool]) -> None:
         """Insert the plain new records gathered so far, in pull order."""
         if not batch:
             return
@@ -388,15 +439,17 @@ class SyncEngine:
         following = self._following
         if following is not None:
             floor = self._follow_floor
-            for (row, seq), commit_seq, payload in zip(batch, commit_seqs, payloads, strict=True):
+            for (row, seq), commit_seq, payload, checked_elsewhere in zip(
+                    batch, commit_seqs, payloads, elsewhere, strict=True):
                 if row.kind != KIND_EVENT:
                     continue
                 if seq <= floor:
                     self._following = None
                     break
-                following.append((row, seq, commit_seq, payload))
+                following.append((row, seq, commit_seq, payload, checked_elsewhere))
         batch.clear()
         payloads.clear()
+        elsewhere.clear()
 
     def _verify(self, since: int, page: PullPage) -> tuple[list[_Checked], SyncCorrupt | None]:
         """Authenticate the page's records in order, stopping at the first bad one."""
@@ -430,7 +483,7 @@ class SyncEngine:
                 kind, aggregate_type, aggregate_id, version, key_id, payload = verdict
                 row = NewEvent(pulled.event_id, kind, aggregate_type, aggregate_id, version,
                                key_id, pulled.record)
-                return _Checked(pulled, "insert", kind, row, payload)
+                return _Checked(pulled, "insert", kind, row, payload, elsewhere=True)
             row, payload = self._authenticate(pulled)
             return _Checked(pulled, "insert", row.kind, row, payload)
         if local.record == pulled.record:

@@ -6,6 +6,11 @@ that runs the same checks (`PulledRecordOpener`) on each page as soon as it is
 fetched, while the parent inserts the page before it; the parent then reads the
 child's verdicts instead of opening the records itself.
 
+With a folder (the projector of a device that follows its pull, see
+`SyncEngine`), the child also folds the events the parent has committed into
+its copy of the read model — it holds their plaintext already — and hands the
+model back at the end (`finish`), so the parent neither decodes nor folds them.
+
 A verdict is a hint the parent may rely on, never a requirement: for every
 record the child answers either the header it authenticated together with the
 opened payload, or None — "check it yourself" — for key records (the parent
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import os
 import pickle
 import select
@@ -35,12 +41,30 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
-from mo_local.crypto.records import KIND_KEY, Dek, PulledRecordOpener
+from mo_local.crypto.records import KIND_EVENT, KIND_KEY, Dek, PulledRecordOpener
+from mo_local.eventlog import Envelope, OpenedEvent
+from mo_local.store.records import StoredEvent
+
+log = logging.getLogger("mo_local.sync")
 
 # (kind, aggregate_type, aggregate_id, version, key_id, payload) or None.
 Verdict = tuple[str, str, str, int, str, bytes] | None
+# A committed event the child did not verify: (seq, event id, verdict).
+Extra = tuple[int, str, tuple[str, str, str, int, str, bytes]]
+
+
+class ForkFolder(Protocol):
+    """Derived state that a forked child can fold into and hand back (the projector)."""
+
+    def fold_in_fork(self, events: Sequence[OpenedEvent]) -> None:
+        """In the child: fold synced events after its cursor, touching no store."""
+        ...
+
+    def forked_state(self) -> bytes:
+        """In the child: what the parent installs."""
+        ...
 
 _FRAME = struct.Struct(">I")
 # A page of records takes a few milliseconds; this long without an answer means
@@ -70,14 +94,16 @@ class PageVerifier:
         self._pid = pid
         self._to_child = to_child
         self._from_child = from_child
+        self._writing = threading.Lock()  # pages come from the fetch thread, folds from main
         self._broken = False
         self._submitted = 0
         self._received = 0
         self.verified = 0  # records the child authenticated (diagnostics, tests)
 
     @classmethod
-    def start(cls, opener: PulledRecordOpener) -> PageVerifier | None:
-        """Fork the child; None if that is not possible here."""
+    def start(cls, opener: PulledRecordOpener,
+              folder: ForkFolder | None = None) -> PageVerifier | None:
+        """Fork the child (folding into `folder`'s copy, if given); None if not possible."""
         if not available():
             return None
         to_child_r, to_child_w = os.pipe()
@@ -91,7 +117,7 @@ class PageVerifier:
         if pid == 0:
             os.close(to_child_w)
             os.close(from_child_r)
-            _child(to_child_r, from_child_w, opener)
+            _child(to_child_r, from_child_w, opener, folder)
         os.close(to_child_r)
         os.close(from_child_w)
         return cls(pid, to_child_w, from_child_r)
@@ -101,15 +127,47 @@ class PageVerifier:
         """False once the verifier stopped (closed, or something went wrong)."""
         return not self._broken
 
-    def submit(self, records: Sequence[tuple[str, bytes]]) -> None:
-        """Queue a page of (event id, record) for the child; a failure only stops the verifier."""
-        if self._broken:
-            return
-        try:
-            _write_frame(self._to_child, pickle.dumps(list(records), pickle.HIGHEST_PROTOCOL))
+    def submit(self, records: Sequence[tuple[int, str, bytes]]) -> None:
+        """Queue a page of (seq, event id, record); a failure only stops the verifier."""
+        if self._send(("page", list(records))):
             self._submitted += 1
+
+    def fold(self, through: int, extra: Sequence[Extra]) -> None:
+        """Have the child fold every event up to sequence `through` (all committed).
+
+        Those are the events it verified plus `extra`, the ones it did not.
+        """
+        self._send(("fold", (through, list(extra))))
+
+    def finish(self) -> bytes | None:
+        """The folder's state after every fold sent, or None (then fold here instead)."""
+        if not self._send(("finish", None)):
+            return None
+        deadline = time.monotonic() + ANSWER_TIMEOUT_S
+        # Answers to pages fetched but not applied come first: skip them.
+        for _ in range(self._submitted - self._received + 1):
+            body = _read_frame(self._from_child, deadline)
+            if body is None:
+                break
+            try:
+                tag, value = pickle.loads(body)  # noqa: S301 - from the forked child only
+            except Exception:  # noqa: BLE001 - garbled: no state
+                break
+            if tag == "state":
+                return value if isinstance(value, bytes) else None
+        self.close()
+        return None
+
+    def _send(self, message: tuple[str, object]) -> bool:
+        if self._broken:
+            return False
+        try:
+            with self._writing:
+                _write_frame(self._to_child, pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
+            return True
         except OSError:
             self._broken = True
+            return False
 
     def receive(self, expected: int) -> list[Verdict] | None:
         """The verdicts of the oldest submitted page, or None (then check every record)."""
@@ -118,6 +176,8 @@ class PageVerifier:
         self._received += 1
         body = _read_frame(self._from_child, time.monotonic() + ANSWER_TIMEOUT_S)
         verdicts = _parse(body, expected) if body is not None else None
+        if verdicts is None:
+            log.info("sync: the record verifier stopped; verifying here")
         if verdicts is None:
             self.close()
             return None
@@ -142,7 +202,8 @@ class PageVerifier:
 # -- the child ----------------------------------------------------------------------
 
 
-def _child(read_fd: int, write_fd: int, opener: PulledRecordOpener) -> NoReturn:
+def _child(read_fd: int, write_fd: int, opener: PulledRecordOpener,
+           folder: ForkFolder | None) -> NoReturn:
     code = 1
     try:
         # Objects inherited from the parent (its SQLite connection above all) must
@@ -150,14 +211,33 @@ def _child(read_fd: int, write_fd: int, opener: PulledRecordOpener) -> NoReturn:
         gc.disable()
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         deks: dict[str, Dek] = {}
+        # Verified events not folded yet, in sequence order: (seq, event id, verdict).
+        unfolded: list[Extra] = []
         while True:
             body = _read_frame(read_fd, None)
             if body is None:
                 break
             # Frames come only from the parent, through a pipe nobody else holds.
-            page: list[tuple[str, bytes]] = pickle.loads(body)  # noqa: S301
-            answer = [_verdict(opener, deks, event_id, record) for event_id, record in page]
-            _write_frame(write_fd, pickle.dumps(answer, pickle.HIGHEST_PROTOCOL))
+            tag, value = pickle.loads(body)  # noqa: S301
+            if tag == "page":
+                answer = []
+                for seq, event_id, record in value:
+                    verdict = _verdict(opener, deks, event_id, record)
+                    answer.append(verdict)
+                    if verdict is not None and folder is not None:
+                        unfolded.append((seq, event_id, verdict))
+                _write_frame(write_fd, pickle.dumps(("verdicts", answer), pickle.HIGHEST_PROTOCOL))
+            elif tag == "fold" and folder is not None:
+                through, extra = value
+                if extra:
+                    unfolded = sorted(unfolded + extra)
+                done = _fold(folder, [u for u in unfolded if u[0] <= through])
+                unfolded = [u for u in unfolded if u[0] > through]
+                if not done:
+                    folder = None  # something would not fold: no state at the end
+            elif tag == "finish":
+                state = folder.forked_state() if folder is not None else None
+                _write_frame(write_fd, pickle.dumps(("state", state), pickle.HIGHEST_PROTOCOL))
         code = 0
     except BaseException:  # noqa: BLE001 - whatever happens, the parent goes on alone
         code = 1
@@ -181,6 +261,24 @@ def _verdict(opener: PulledRecordOpener, deks: dict[str, Dek], event_id: str,
         return None
     kind, aggregate_type, aggregate_id, version, key_id = header
     return (kind, aggregate_type, aggregate_id, version, key_id, payload)
+
+
+def _fold(folder: ForkFolder, events: list[Extra]) -> bool:
+    """Fold committed events in sequence order; False if any would not (the parent replays)."""
+    opened = []
+    try:
+        for seq, event_id, (kind, aggregate_type, aggregate_id, version, key_id, payload) in events:
+            if kind != KIND_EVENT:
+                return False
+            # Synced events are placed by their global sequence; the commit seq the
+            # parent's store gave them is not known here and not used for them.
+            stored = StoredEvent(0, seq, event_id, kind, aggregate_type, aggregate_id, version,
+                                 key_id, b"")
+            opened.append(OpenedEvent(stored, Envelope.from_bytes(payload)))
+        folder.fold_in_fork(opened)
+    except Exception:  # noqa: BLE001 - the parent catches up from the log instead
+        return False
+    return True
 
 
 # -- frames -------------------------------------------------------------------------
@@ -222,10 +320,10 @@ def _parse(body: bytes, expected: int) -> list[Verdict] | None:
     """The child's answer if it is well formed and has one verdict per record."""
     try:
         # Frames come only from the forked child, through a pipe nobody else holds.
-        verdicts = pickle.loads(body)  # noqa: S301
+        tag, verdicts = pickle.loads(body)  # noqa: S301
     except Exception:  # noqa: BLE001 - a garbled answer means "go on alone"
         return None
-    if not isinstance(verdicts, list) or len(verdicts) != expected:
+    if tag != "verdicts" or not isinstance(verdicts, list) or len(verdicts) != expected:
         return None
     for verdict in verdicts:
         if verdict is not None and not (
