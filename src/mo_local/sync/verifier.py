@@ -159,15 +159,17 @@ class PageVerifier:
         return None
 
     def _send(self, message: tuple[str, object]) -> bool:
-        if self._broken:
-            return False
-        try:
-            with self._writing:
-                _write_frame(self._to_child, pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
-            return True
-        except OSError:
-            self._broken = True
-            return False
+        body = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+        with self._writing:
+            # Checked under the lock: `close` closes the pipe only while holding it.
+            if self._broken:
+                return False
+            try:
+                _write_frame(self._to_child, body)
+            except OSError:
+                self._broken = True
+                return False
+        return True
 
     def receive(self, expected: int) -> list[Verdict] | None:
         """The verdicts of the oldest submitted page, or None (then check every record)."""
@@ -190,13 +192,17 @@ class PageVerifier:
             return
         self._broken = True
         pid, self._pid = self._pid, 0
-        for fd in (self._to_child, self._from_child):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        # The child first: a page being written to it on the fetch thread then fails
+        # (EPIPE) and releases the lock, and only then are the descriptors closed, so
+        # that thread never writes to a number the process has reused meanwhile.
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
+        with self._writing:
+            for fd in (self._to_child, self._from_child):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
 
 # -- the child ----------------------------------------------------------------------
