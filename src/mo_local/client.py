@@ -41,7 +41,7 @@ from mo_local.crypto.vault import (
     unlock_with_recovery_key,
 )
 from mo_local.derived.projector import Projector
-from mo_local.domain.errors import NotFound
+from mo_local.domain.errors import DomainError, NotFound
 from mo_local.domain.values import new_id
 from mo_local.eventlog import EncryptedLog
 from mo_local.repository import EncryptedRepository
@@ -600,29 +600,87 @@ def _sync_checks(store: EventStore) -> list[Check]:
 
 
 class _Session:
-    """The unlocked working set: application layer, derived state, achievement process."""
+    """The unlocked working set: application layer, derived state, achievement process.
+
+    After a command, the read model folds the events the command just wrote from
+    the plaintext the repository sealed (Projector.follow): no read-back, no second
+    decryption. That is only sound when the model had folded every event before
+    the write, which the session knows from `EventStore.changes()`: equal to the
+    count noted after its last fold means nothing was written since. Otherwise it
+    asks the store (`covers_all`), and whenever anything is off it catches up
+    from the log as before.
+    """
 
     def __init__(self, log: EncryptedLog, store_id: str):
         self.log = log
-        self.repository = EncryptedRepository(log)
+        self.store = log.store
+        self.repository = EncryptedRepository(log, keep_written=True)
         self.handler = CommandHandler(self.repository)
         self.projector = Projector(log.store, log, log.vault, store_id)
         self.opened_with = self.projector.open()  # events applied while opening
         self.achievement = GoalAchievement(self.handler, _LiveIndex(self.projector))
+        # store.changes() right after the read model last folded every event; None
+        # when unknown (then the store is asked).
+        self._current_at: int | None = None
         self.reconcile()
 
     def execute(self, command: Command) -> CommandResult:
         if not isinstance(command, ProjectCommand):
-            result = self.handler.handle(command)
-            self.projector.catch_up()
+            current = self._model_current()
+            result = self._handle(command)
+            self._fold(current)
             return result
         before = self._goal_of(command.aggregate_id)
-        result = self.handler.handle(command)
-        self.projector.catch_up()
+        current = self._model_current()
+        result = self._handle(command)
+        self._fold(current)
         goals = [g for g in (before, self._goal_of(command.aggregate_id)) if g]
-        if goals and self.achievement.react(goals):
-            self.projector.catch_up()
+        if goals:
+            current = self._model_current()
+            try:
+                reacted = self.achievement.react(goals)
+            except BaseException as exc:
+                self._lost_track(exc)
+                raise
+            if reacted:
+                self._fold(current)
         return result
+
+    def _handle(self, command: Command) -> CommandResult:
+        self.repository.discard_written()
+        try:
+            return self.handler.handle(command)
+        except BaseException as exc:
+            self._lost_track(exc)
+            raise
+
+    def _model_current(self) -> bool:
+        """True iff the read model has folded every event in the store right now."""
+        if self._current_at is not None and self._current_at == self.store.changes():
+            return True
+        return self.projector.covers_all()
+
+    def _fold(self, was_current: bool) -> None:
+        """Bring the read model up to date after the handler committed its writes."""
+        written = self.repository.take_written()
+        if was_current and not self.store.in_transaction:
+            # Everything before the writes was folded, and `written` is every event
+            # written since, in commit order: follow them (nothing, if none).
+            if not written or self.projector.follow(written):
+                self._current_at = self.store.changes()
+                return
+        self._current_at = None
+        self.projector.catch_up()
+
+    def _lost_track(self, error: BaseException) -> None:
+        """A command failed: what the repository recorded may not have committed."""
+        self.repository.discard_written()
+        self._current_at = None
+        if not isinstance(error, DomainError):
+            # Not a refusal by the rules (those come before anything is written) but,
+            # say, a COMMIT that failed after the append: the decoded aggregates the
+            # repository extended may hold events the store does not.
+            self.repository.forget_loaded()
 
     def _goal_of(self, project_id: str) -> str | None:
         # The state, not a view (cheaper on every command), and read from the current
@@ -634,8 +692,14 @@ class _Session:
         """Settle goals whose achieved flag disagrees with their linked projects."""
         model = self.projector.model
         wrong = [goal_id for goal_id in model.all_goal_ids() if self._disagrees(goal_id)]
-        if wrong and self.achievement.react(wrong):
-            self.projector.catch_up()
+        if wrong:
+            # Caught up from the log as before: this runs once per unlock or sync.
+            self._current_at = None
+            try:
+                if self.achievement.react(wrong):
+                    self.projector.catch_up()
+            finally:
+                self.repository.discard_written()
 
     def _disagrees(self, goal_id: str) -> bool:
         goal = self.projector.model.goal_state(goal_id)
@@ -645,9 +709,11 @@ class _Session:
         return wanted is not None and wanted != goal.achieved
 
     def rebuild(self) -> int:
+        self._current_at = None
         return self.projector.rebuild()  # it saves the cache itself
 
     def after_external_writes(self) -> None:
+        self._current_at = None
         self.repository.forget_loaded()
         self.projector.catch_up()
         self.reconcile()

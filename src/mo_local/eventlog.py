@@ -8,13 +8,14 @@ routing columns DESIGN.md §6 allows.
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 import cbor2
 
 from mo_local.crypto import cbor
+from mo_local.crypto.cbor import text_item
 from mo_local.crypto.errors import AuthenticationFailed, EncodingError
 from mo_local.crypto.records import (
     KIND_EVENT,
@@ -40,8 +41,40 @@ ENVELOPE_FORMAT = 1
 REPLAY_PAGE_SIZE = 200
 
 
+def new_event_id() -> str:
+    """A random UUIDv4 in canonical text, like str(uuid.uuid4()) at a third of the cost.
+
+    One per record written; the 122 random bits come from the OS, as uuid4's do.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 class EventLogError(Exception):
     """A record in the local log cannot be used (tampered, or its key is missing)."""
+
+
+# The envelope map's keys in canonical order (shorter first, then bytewise), as
+# canonical CBOR items; `Envelope.to_bytes` puts the values between them.
+_ENVELOPE_HEAD = (
+    cbor.map_head(9) + text_item("f") + cbor.uint_item(ENVELOPE_FORMAT) + text_item("at")
+)
+_ENVELOPE_PV = text_item("pv")
+_ENVELOPE_CORR = text_item("corr")
+_ENVELOPE_DATA = text_item("data")
+_ENVELOPE_TYPE = text_item("type")
+_ENVELOPE_ACTOR = text_item("actor")
+_ENVELOPE_CAUSE = text_item("cause")
+_ENVELOPE_DEVICE = text_item("device")
+_UINT_ITEMS = tuple(cbor.uint_item(n) for n in range(24))
+_NULL_ITEM = b"\xf6"
+
+
+def _optional_text(value: str | None) -> bytes:
+    return _NULL_ITEM if value is None else text_item(value)
 
 
 class Envelope(NamedTuple):
@@ -69,6 +102,38 @@ class Envelope(NamedTuple):
 
     def to_bytes(self) -> bytes:
         """Canonical CBOR of the envelope."""
+        # Once per event written: the map is assembled from canonical items, and
+        # only `data` goes through the generic encoder. Anything unusual (a field of
+        # another type, text that is not valid Unicode) takes the generic way, which
+        # gives the same bytes or the same error as it always did.
+        payload_version = self.payload_version
+        if type(payload_version) is int and 0 <= payload_version < 24:
+            try:
+                return b"".join(
+                    (
+                        _ENVELOPE_HEAD,
+                        text_item(self.occurred_at),
+                        _ENVELOPE_PV,
+                        _UINT_ITEMS[payload_version],
+                        _ENVELOPE_CORR,
+                        _optional_text(self.correlation_id),
+                        _ENVELOPE_DATA,
+                        cbor.encode(self.data),
+                        _ENVELOPE_TYPE,
+                        text_item(self.event_type),
+                        _ENVELOPE_ACTOR,
+                        text_item(self.actor),
+                        _ENVELOPE_CAUSE,
+                        _optional_text(self.causation_id),
+                        _ENVELOPE_DEVICE,
+                        text_item(self.device_id),
+                    )
+                )
+            except EncodingError:
+                pass
+        return self._generic_bytes()
+
+    def _generic_bytes(self) -> bytes:
         # Keys listed in canonical order: when `data` is sorted too (DomainEvent.to_data
         # sorts it), cbor.encode takes its fast plain-encoder path. Same bytes either way.
         return cbor.encode(
@@ -218,7 +283,7 @@ class EncryptedLog:
         for row in self.store.key_records(aggregate_id):
             return self._install_stored_key(row), None
         dek = new_dek()
-        event_id = str(uuid.uuid4())
+        event_id = new_event_id()
         record = seal_key_record(
             self.vault, self.store_id, event_id, aggregate_type, aggregate_id, dek
         )
@@ -238,7 +303,7 @@ class EncryptedLog:
         dek, key_row = self._aggregate_dek(aggregate_type, aggregate_id)
         rows: list[NewEvent] = [] if key_row is None else [key_row]
         for offset, envelope in enumerate(envelopes, start=1):
-            event_id = str(uuid.uuid4())
+            event_id = new_event_id()
             header = RecordHeader(
                 KIND_EVENT, aggregate_type, aggregate_id, expected_version + offset, dek.key_id
             )

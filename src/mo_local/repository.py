@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Final, cast
 
 from mo_local.app.ports import CommandResult, EventMeta
 from mo_local.crypto import cbor
@@ -20,24 +21,74 @@ from mo_local.crypto.errors import CryptoError
 from mo_local.crypto.primitives import Aead
 from mo_local.domain.errors import ConcurrencyError, NotFound
 from mo_local.domain.events import DomainEvent
+from mo_local.domain.fold import fold, step_any
+from mo_local.domain.goal import Goal
+from mo_local.domain.project import Project
 from mo_local.domain.registry import decode_event, encode_event
-from mo_local.eventlog import EncryptedLog, Envelope
+from mo_local.eventlog import EncryptedLog, Envelope, OpenedEvent
 from mo_local.store.errors import ConcurrencyError as StoreConcurrencyError
 
 IDEMPOTENCY_FORMAT = 1
 _LOADED_CACHE_SIZE = 512
 
 
-class EncryptedRepository:
-    """Loads and appends domain events through the encrypted log."""
+State = Goal | Project | None
+_UNFOLDED: Final = object()  # a state not folded yet
 
-    def __init__(self, log: EncryptedLog):
+
+class _Decoded:
+    """One aggregate's decoded events and, once asked for, their folded state."""
+
+    __slots__ = ("aggregate_type", "events", "state")
+
+    def __init__(self, aggregate_type: str, events: list[DomainEvent]) -> None:
+        self.aggregate_type = aggregate_type
+        self.events = events
+        self.state: State | object = _UNFOLDED
+
+    def advance(self, events: Sequence[DomainEvent]) -> None:
+        """Take events appended after these: one total step each, as the fold does."""
+        self.events.extend(events)
+        state = self.state
+        if state is _UNFOLDED:
+            return
+        for event in events:
+            state = step_any(self.aggregate_type, cast(State, state), event)[0]
+        self.state = state
+
+
+class EncryptedRepository:
+    """Loads and appends domain events through the encrypted log.
+
+    With `keep_written`, every successful `append` also records the event rows it
+    wrote (with their commit seqs) next to the envelopes it sealed, in commit
+    order, until `take_written`: a read model can then fold them without reading
+    or decrypting them again (Projector.follow). The rows count as written only
+    once the caller's transaction has committed; the caller knows when that is.
+    """
+
+    def __init__(self, log: EncryptedLog, *, keep_written: bool = False):
         self.log = log
         self._idem_key = log.vault.subkey("idempotency")
         self._idem_aead = Aead(log.vault.subkey("idempotency-record"))
-        # Decoded events of recently used aggregates; dropped whenever something
-        # other than this object writes to the log (sync, rebase, restore).
-        self._loaded: OrderedDict[str, list[DomainEvent]] = OrderedDict()
+        # Decoded events (and their folded state) of recently used aggregates; dropped
+        # whenever something other than this object writes to the log (sync, rebase,
+        # restore) or a command fails after its append (see _Session).
+        self._loaded: OrderedDict[str, _Decoded] = OrderedDict()
+        self._written: list[OpenedEvent] | None = [] if keep_written else None
+
+    def take_written(self) -> list[OpenedEvent]:
+        """The events appended since the last call, in commit order (see the class doc)."""
+        written = self._written
+        if not written:
+            return []
+        self._written = []
+        return written
+
+    def discard_written(self) -> None:
+        """Forget the recorded events (their transaction did not commit, or may not have)."""
+        if self._written:
+            self._written = []
 
     def forget_loaded(self) -> None:
         """Drop decoded aggregates (after sync or any write that bypassed this object)."""
@@ -45,24 +96,39 @@ class EncryptedRepository:
 
     def load(self, aggregate_type: str, aggregate_id: str) -> list[DomainEvent]:
         """All events of the aggregate in version order ([] if none)."""
+        return list(self._decoded(aggregate_type, aggregate_id).events)
+
+    def load_state(self, aggregate_type: str, aggregate_id: str) -> tuple[State, int]:
+        """The aggregate's state folded totally from its events, and its version.
+
+        Folded once per aggregate and then advanced event by event as this object
+        appends, so a command costs the same on a long aggregate as on a short one.
+        """
+        decoded = self._decoded(aggregate_type, aggregate_id)
+        if decoded.state is _UNFOLDED:
+            decoded.state = fold(aggregate_type, decoded.events)[0]
+        return cast(State, decoded.state), len(decoded.events)
+
+    def _decoded(self, aggregate_type: str, aggregate_id: str) -> _Decoded:
         cached = self._loaded.get(aggregate_id)
         if cached is not None:
-            self._loaded.move_to_end(aggregate_id)
-            return list(cached)
+            if cached.aggregate_type == aggregate_type:
+                self._loaded.move_to_end(aggregate_id)
+                return cached
+            if cached.events:  # as when reading the log: the id is another type's
+                raise NotFound(aggregate_type, aggregate_id)
+            del self._loaded[aggregate_id]  # an unused id may still become either type
         events: list[DomainEvent] = []
         for opened in self.log.read_aggregate(aggregate_id):
             if opened.aggregate_type != aggregate_type:
                 raise NotFound(aggregate_type, aggregate_id)
             env = opened.envelope
             events.append(decode_event(env.event_type, env.payload_version, env.data))
-        self._remember(aggregate_id, events)
-        return list(events)
-
-    def _remember(self, aggregate_id: str, events: list[DomainEvent]) -> None:
-        self._loaded[aggregate_id] = events
-        self._loaded.move_to_end(aggregate_id)
+        decoded = _Decoded(aggregate_type, events)
+        self._loaded[aggregate_id] = decoded
         while len(self._loaded) > _LOADED_CACHE_SIZE:
             self._loaded.popitem(last=False)
+        return decoded
 
     def append(
         self,
@@ -92,7 +158,7 @@ class EncryptedRepository:
         store = self.log.store
         try:
             with store.transaction():
-                self.log.append(aggregate_type, aggregate_id, expected_version, envelopes)
+                rows = self.log.append(aggregate_type, aggregate_id, expected_version, envelopes)
                 if idempotency is not None:
                     key, fingerprint, result = idempotency
                     store.put_idempotency(
@@ -101,9 +167,15 @@ class EncryptedRepository:
         except StoreConcurrencyError as exc:
             self._loaded.pop(aggregate_id, None)
             raise ConcurrencyError(aggregate_id, expected_version, exc.actual) from exc
+        if self._written is not None:
+            self._written.extend(map(OpenedEvent, rows, envelopes))
         cached = self._loaded.get(aggregate_id)
-        if cached is not None and len(cached) == expected_version:
-            cached.extend(events)
+        if (
+            cached is not None
+            and cached.aggregate_type == aggregate_type
+            and len(cached.events) == expected_version
+        ):
+            cached.advance(events)
         else:
             self._loaded.pop(aggregate_id, None)
         return expected_version + len(events)
@@ -116,13 +188,12 @@ class EncryptedRepository:
         return self._open_result(key, row[1])
 
     def transaction(self) -> AbstractContextManager[None]:
-        """One unit of work on the store."""
-        return self._transaction()
+        """One unit of work on the store: all or nothing (EventStore.unit).
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        with self.log.store.transaction():
-            yield
+        The command handler lets every error leave the block, as a unit requires,
+        so the steps inside need no savepoints of their own.
+        """
+        return self.log.store.unit()
 
     # -- idempotency records ---------------------------------------------------
 

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from mo_local.app.ports import CommandResult, EventMeta
 from mo_local.domain.errors import ConcurrencyError
 from mo_local.domain.events import GOAL, PROJECT, DomainEvent
-from mo_local.domain.fold import fold_project
+from mo_local.domain.fold import fold, fold_project
+from mo_local.domain.goal import Goal
+from mo_local.domain.project import Project
 from mo_local.domain.registry import decode_event, encode_event
 
 
@@ -46,6 +48,12 @@ class InMemoryEventLog:
             for r in self.rows
             if r.aggregate_type == aggregate_type and r.aggregate_id == aggregate_id
         ]
+
+    def load_state(
+        self, aggregate_type: str, aggregate_id: str
+    ) -> tuple[Goal | Project | None, int]:
+        events = self.load(aggregate_type, aggregate_id)
+        return fold(aggregate_type, events)[0], len(events)
 
     def version(self, aggregate_type: str, aggregate_id: str) -> int:
         return sum(

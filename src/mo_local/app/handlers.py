@@ -39,7 +39,8 @@ class CommandHandler:
             key = command.idempotency_key
             if key is not None and not _is_token(key):
                 raise ValidationError.of("idempotency_key", _TOKEN_RULE)
-            fp = fingerprint(command)
+            # Only an idempotency key needs the fingerprint (it never raises).
+            fp = fingerprint(command) if key is not None else ""
             if key is not None:
                 replayed = self._replay(key, fp)
                 if replayed is not None:
@@ -72,7 +73,9 @@ class CommandHandler:
                 meta,
                 (key, fp, result) if key is not None else None,
             )
-            return CommandResult(aggregate_id, version, decision.created_id)
+            if version != result.version:
+                return CommandResult(aggregate_id, version, decision.created_id)
+            return result
 
     def _replay(self, key: str, fp: str) -> CommandResult | None:
         found = self._log.find_idempotent(key)

@@ -5,23 +5,24 @@ from __future__ import annotations
 from mo_local.app.ports import EventLog
 from mo_local.domain.errors import ConcurrencyError, NotFound, ValidationError
 from mo_local.domain.events import GOAL, PROJECT
-from mo_local.domain.fold import fold_goal, fold_project
 from mo_local.domain.goal import Goal
 from mo_local.domain.project import Project
 
 
 def load_goal(log: EventLog, goal_id: str) -> tuple[Goal | None, int]:
     """The goal's state (None if it does not exist) and its version."""
-    events = log.load(GOAL, goal_id)
-    state, _skips = fold_goal(events)
-    return state, len(events)
+    state, version = log.load_state(GOAL, goal_id)
+    if state is not None and not isinstance(state, Goal):
+        raise NotFound(GOAL, goal_id)
+    return state, version
 
 
 def load_project(log: EventLog, project_id: str) -> tuple[Project | None, int]:
     """The project's state (None if it does not exist) and its version."""
-    events = log.load(PROJECT, project_id)
-    state, _skips = fold_project(events)
-    return state, len(events)
+    state, version = log.load_state(PROJECT, project_id)
+    if state is not None and not isinstance(state, Project):
+        raise NotFound(PROJECT, project_id)
+    return state, version
 
 
 class Loader:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from mo_local.domain.events import DomainEvent
+from mo_local.domain.goal import Goal
+from mo_local.domain.project import Project
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,17 @@ class EventLog(Protocol):
 
     def load(self, aggregate_type: str, aggregate_id: str) -> list[DomainEvent]:
         """All events of the aggregate in version order ([] if none)."""
+        ...
+
+    def load_state(
+        self, aggregate_type: str, aggregate_id: str
+    ) -> tuple[Goal | Project | None, int]:
+        """The aggregate's state, folded totally from its events (None if it has none
+        or none applies), and its version: the number of its events, skipped ones too.
+
+        Exactly `fold(aggregate_type, load(...))`; an implementation may keep it
+        folded between calls.
+        """
         ...
 
     def append(

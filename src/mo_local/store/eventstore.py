@@ -14,8 +14,8 @@ from pathlib import Path
 from types import TracebackType
 
 from mo_local.store import log, ordering, state
-from mo_local.store.connection import connect, guard
-from mo_local.store.errors import SchemaTooNew, StoreError
+from mo_local.store.connection import connect, guard, translate
+from mo_local.store.errors import MalformedRow, SchemaTooNew, StoreCorrupt, StoreError
 from mo_local.store.lock import StoreLock, lock_holder
 from mo_local.store.records import Cursor, NewEvent, StoredEvent
 from mo_local.store.schema import (
@@ -62,6 +62,7 @@ class EventStore:
         self._lock = lock
         self._conn: sqlite3.Connection | None = conn
         self._depth = 0
+        self._unit = False  # inside a unit(): nested transactions join it as it is
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -135,50 +136,43 @@ class EventStore:
 
     # -- transactions ----------------------------------------------------------
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        conn = self._db()
-        if self._depth == 0:
-            with self._guard():
-                conn.execute("BEGIN IMMEDIATE")
-            self._depth = 1
-            try:
-                yield
-                with self._guard():
-                    conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    with suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                raise
-            finally:
-                self._depth = 0
-            return
-        # A nested transaction joins the outer one; its savepoint lets a failed
-        # inner step (e.g. a ConcurrencyError) leave nothing behind.
-        name = f"mo_sp_{self._depth}"
-        with self._guard():
-            conn.execute(f"SAVEPOINT {name}")
-        self._depth += 1
-        try:
-            yield
-        except BaseException:
-            with suppress(sqlite3.Error):
-                conn.execute(f"ROLLBACK TO {name}")
-                conn.execute(f"RELEASE {name}")
-            raise
-        else:
-            with self._guard():
-                conn.execute(f"RELEASE {name}")
-        finally:
-            self._depth -= 1
-
     def transaction(self) -> AbstractContextManager[None]:
-        """BEGIN IMMEDIATE … COMMIT (ROLLBACK on error); an inner call joins the outer one."""
-        return self._transaction()
+        """BEGIN IMMEDIATE … COMMIT (ROLLBACK on error); an inner call joins the outer one.
+
+        A nested call takes a savepoint, so that a failed inner step (e.g. a
+        ConcurrencyError caught by the caller) leaves nothing behind.
+        """
+        return _Transaction(self, unit=False, translate_body=False)
+
+    def unit(self) -> AbstractContextManager[None]:
+        """A transaction that is all or nothing: an error inside rolls all of it back.
+
+        Steps inside (`append`, `put_idempotency`, nested `transaction()`s) join it
+        without savepoints of their own, which saves a SAVEPOINT and a RELEASE per
+        step. The price is a contract: nothing inside may catch a store error and
+        carry on writing; every error must leave the block, which then rolls back
+        (to its own savepoint when it is itself nested in a transaction).
+        """
+        return _Transaction(self, unit=True, translate_body=False)
+
+    @property
+    def in_transaction(self) -> bool:
+        """True inside `transaction()` or `unit()`: what is written there is not committed yet."""
+        return self._depth > 0
+
+    def changes(self) -> int:
+        """A count that grows with every row this store writes, and never goes back.
+
+        Equal counts at two moments mean nothing was written in between (the store
+        is this process's alone, INV-007): derived state that was current at the
+        first moment still is. Rolled-back writes count too, which only errs on the
+        side of "something changed".
+        """
+        return self._db().total_changes
 
     def _write(self) -> AbstractContextManager[None]:
-        return _joined(self._guard(), self.transaction())
+        # A transaction that also translates sqlite3 errors raised inside it.
+        return _Transaction(self, unit=False, translate_body=True)
 
     def _bulk_write(self) -> AbstractContextManager[None]:
         # Its own transaction, or the open one as it is (no savepoint).
@@ -445,9 +439,88 @@ class EventStore:
             return [str(row[0]) for row in self._db().execute("PRAGMA integrity_check")]
 
 
-@contextmanager
-def _joined(
-    outer: AbstractContextManager[None], inner: AbstractContextManager[None]
-) -> Iterator[None]:
-    with outer, inner:
-        yield
+def _translated(exc: BaseException, path: Path) -> BaseException | None:
+    """What `guard` turns an error into, or None for errors it lets through."""
+    if isinstance(exc, sqlite3.Error):
+        return translate(exc, path)
+    if isinstance(exc, MalformedRow):
+        return StoreCorrupt(path, "malformed row")
+    if isinstance(exc, UnicodeDecodeError):
+        return StoreCorrupt(path, "undecodable text")
+    return None
+
+
+def _rollback(conn: sqlite3.Connection, savepoint: str | None) -> None:
+    with suppress(sqlite3.Error):
+        if savepoint is None:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        else:
+            conn.execute(f"ROLLBACK TO {savepoint}")
+            conn.execute(f"RELEASE {savepoint}")
+
+
+class _Transaction:
+    """`EventStore.transaction()`, `unit()` and `_write()` as one plain context manager.
+
+    A class rather than stacked generator context managers: every command enters
+    a few of these, and each generator-based layer cost more than its SQL.
+    """
+
+    __slots__ = ("_outer_unit", "_savepoint", "_store", "_translate", "_unit")
+
+    def __init__(self, store: EventStore, *, unit: bool, translate_body: bool) -> None:
+        self._store = store
+        self._unit = unit
+        self._translate = translate_body
+        self._savepoint: str | None = None
+        self._outer_unit = False
+
+    def __enter__(self) -> None:
+        store = self._store
+        conn = store._db()
+        depth = store._depth
+        self._outer_unit = store._unit
+        try:
+            if depth == 0:
+                conn.execute("BEGIN IMMEDIATE")
+                store._unit = self._unit
+            elif not store._unit:
+                name = f"mo_sp_{depth}"
+                conn.execute(f"SAVEPOINT {name}")
+                self._savepoint = name
+                store._unit = self._unit
+            # else: inside a unit, joined as it is
+        except sqlite3.Error as exc:
+            raise translate(exc, store._path) from None
+        store._depth = depth + 1
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        store = self._store
+        depth = store._depth - 1
+        try:
+            conn = store._db()
+            top = depth == 0
+            if exc is None:
+                if top or self._savepoint is not None:
+                    try:
+                        conn.execute("COMMIT" if top else f"RELEASE {self._savepoint}")
+                    except sqlite3.Error as error:
+                        if top:
+                            _rollback(conn, None)
+                        raise translate(error, store._path) from None
+                return
+            if top or self._savepoint is not None:
+                _rollback(conn, None if top else self._savepoint)
+            if self._translate:
+                translated = _translated(exc, store._path)
+                if translated is not None:
+                    raise translated from None
+        finally:
+            store._depth = depth
+            store._unit = self._outer_unit

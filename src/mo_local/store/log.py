@@ -100,16 +100,6 @@ def _version_holder(conn: sqlite3.Connection, aggregate_id: str, version: int) -
     return str(row[0]) if row is not None else None
 
 
-def _first_existing(conn: sqlite3.Connection, event_ids: Sequence[str]) -> str | None:
-    """The first of `event_ids` already in the log (one indexed query for a whole batch)."""
-    row = conn.execute(
-        "SELECT e.event_id FROM json_each(?) j CROSS JOIN events e ON e.event_id = j.value"
-        " ORDER BY j.key LIMIT 1",
-        (json.dumps(list(event_ids)),),
-    ).fetchone()
-    return str(row[0]) if row is not None else None
-
-
 def _insert(conn: sqlite3.Connection, event: NewEvent) -> int:
     """Insert one row; the caller has checked that its event id is new."""
     if event.kind == KIND_KEY:
@@ -155,24 +145,69 @@ def _check_batch(aggregate_id: str, expected_version: int, events: Sequence[NewE
             next_version += 1
 
 
+_INSERT_EVENT = (
+    "INSERT INTO events (event_id, kind, aggregate_type, aggregate_id, version, key_id, record)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 def append(
     conn: sqlite3.Connection, aggregate_id: str, expected_version: int, events: Sequence[NewEvent]
 ) -> list[int]:
-    """Append one aggregate's rows after checking its current version; returns commit seqs."""
+    """Append one aggregate's rows after checking its current version; returns commit seqs.
+
+    An event id already in the log is found by its UNIQUE constraint as the row
+    goes in (no query of its own: appends carry fresh random ids), and named as
+    DuplicateEvent like before, for the first such row of the batch. Rows inserted
+    before the failing one are left to the caller's transaction to roll back (the
+    `EventStore.append` savepoint, or the unit it joined).
+    """
     _check_batch(aggregate_id, expected_version, events)
     actual = current_version(conn, aggregate_id)
     if actual != expected_version:
         raise ConcurrencyError(aggregate_id, expected_version, actual)
-    event_ids = [event.event_id for event in events]
-    seen: set[str] = set()
-    for event_id in event_ids:
-        if event_id in seen:
-            raise DuplicateEvent(event_id)
-        seen.add(event_id)
-    existing = _first_existing(conn, event_ids)
-    if existing is not None:
-        raise DuplicateEvent(existing)
-    return [_insert(conn, event) for event in events]
+    if len(events) > 1:
+        seen: set[str] = set()
+        for event in events:
+            if event.event_id in seen:
+                raise DuplicateEvent(event.event_id)
+            seen.add(event.event_id)
+    seqs: list[int] = []
+    execute = conn.execute
+    for event in events:
+        try:
+            commit_seq = execute(
+                _INSERT_EVENT,
+                (
+                    event.event_id,
+                    event.kind,
+                    event.aggregate_type,
+                    event.aggregate_id,
+                    event.version,
+                    event.key_id,
+                    event.record,
+                ),
+            ).lastrowid
+        except sqlite3.IntegrityError:
+            if _event_exists(conn, event.event_id):
+                raise DuplicateEvent(event.event_id) from None
+            raise
+        if commit_seq is None:
+            raise StoreError("the database did not report a commit sequence")
+        if event.kind == KIND_KEY:
+            try:
+                execute(
+                    "INSERT INTO keys (key_id, aggregate_id, event_id) VALUES (?, ?, ?)",
+                    (event.key_id, event.aggregate_id, event.event_id),
+                )
+            except sqlite3.IntegrityError:
+                if conn.execute(
+                    "SELECT 1 FROM keys WHERE key_id = ?", (event.key_id,)
+                ).fetchone() is not None:
+                    raise StoreError(f"key id {event.key_id} is already registered") from None
+                raise
+        seqs.append(commit_seq)
+    return seqs
 
 
 def _check_global_seq_free(conn: sqlite3.Connection, global_seq: int) -> None:
