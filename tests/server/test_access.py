@@ -63,3 +63,18 @@ def test_no_token_is_401_everywhere(alice: Api, server: str) -> None:
         assert response.json()["code"] == "unauthorized"
     assert alice.pull(store).json()["head"] == 0
     assert alice.client.get(f"/v1/stores/{store}/vault", headers=alice.auth).status_code == 404
+
+
+def test_no_token_is_401_before_the_body_or_query_is_validated(alice: Api, server: str) -> None:
+    """Push and pull resolve the credentials before FastAPI validates the body or the
+    query: a caller without a token learns nothing about what a valid request is."""
+    store = alice.claim()
+    push = httpx.post(f"{server}/v1/stores/{store}/push", json={"records": "not a list"})
+    pull = httpx.get(f"{server}/v1/stores/{store}/pull", params={"since": "-1", "limit": "x"})
+    for response in (push, pull):
+        assert response.status_code == 401
+        assert response.json()["code"] == "unauthorized"
+    with_token = httpx.post(
+        f"{server}/v1/stores/{store}/push", json={"records": "not a list"}, headers=alice.auth
+    )
+    assert with_token.status_code == 422

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import hashlib
 import re
 import sqlite3
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import threading
 import uuid
+import weakref
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Connection, create_engine, select, text, update
 from sqlalchemy.exc import OperationalError
 
+from mo_local.server.allocator import freeze_startup_heap
 from mo_local.server.database import Database
 from mo_local.server.errors import InvalidBase64
 from mo_local.server.migrate import upgrade
@@ -206,6 +209,53 @@ def test_a_sqlite_server_process_loads_no_unused_heavy_modules(tmp_path: Path) -
     loaded, tuned = result.stdout.split("\n")[:2]
     assert loaded == "[]"
     assert tuned == str(sys.platform.startswith("linux"))
+
+
+def test_mo_server_run_freezes_the_startup_heap_before_serving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mo-server run` builds the app, then moves everything alive out of the garbage
+    collector's reach before uvicorn serves, so full collections stay short."""
+    from mo_local.server import cli
+
+    frozen_when_serving: list[int] = []
+
+    def serve(app: object, **_options: object) -> None:
+        assert app is not None
+        frozen_when_serving.append(gc.get_freeze_count())
+
+    monkeypatch.setattr(cli.uvicorn, "run", serve)
+    monkeypatch.setattr(cli, "migrate_in_child", lambda _url, _level: 0)
+    for name in ("MO_DATABASE_URL", "MO_SERVER_LOG_LEVEL", "MO_SERVER_AUTH_MODE"):
+        monkeypatch.setenv(name, "restored after the test")  # `main` sets some of them
+        monkeypatch.delenv(name)
+    gc.unfreeze()
+    try:
+        assert cli.main(["run", "--database", f"sqlite:///{tmp_path / 'server.db'}"]) == 0
+    finally:
+        gc.unfreeze()  # the rest of the test session collects as usual
+    assert len(frozen_when_serving) == 1
+    assert frozen_when_serving[0] > 10_000  # the app, its framework and drivers
+
+
+def test_freeze_startup_heap_collects_garbage_first() -> None:
+    """Unreachable cycles alive at the freeze are collected, not frozen for good."""
+
+    class Cycle:
+        def __init__(self) -> None:
+            self.me = self
+
+    gc.unfreeze()
+    try:
+        garbage = Cycle()
+        gone = weakref.ref(garbage)
+        del garbage  # a cycle nothing refers to: only the collector frees it
+        assert gone() is not None
+        frozen = freeze_startup_heap()
+        assert gone() is None
+        assert frozen == gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
 
 
 def test_pull_pages_agree_with_their_head_while_pushes_land(

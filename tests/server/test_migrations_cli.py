@@ -25,12 +25,12 @@ def test_migrations_match_the_schema_module(database_url: str) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     engine.dispose()
     assert diff == []
-    assert current_revision(database_url) == head_revision() == "0002"
+    assert current_revision(database_url) == head_revision() == "0003"
 
 
 def test_upgrade_is_idempotent(database_url: str) -> None:
-    assert upgrade(database_url) == "0002"
-    assert upgrade(database_url) == "0002"
+    assert upgrade(database_url) == "0003"
+    assert upgrade(database_url) == "0003"
 
 
 def test_plain_postgresql_urls_use_psycopg() -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
 import httpx
 import pytest
 from sqlalchemy.exc import OperationalError
+from starlette.types import Message, Receive, Scope, Send
 
 from mo_local.server import create_app
+from mo_local.server.observability import Metrics, ObservabilityMiddleware
 
 from .conftest import StartServer
 from .helpers import PASSWORD, Api, b64, make_settings, new_email, random_record, serve_in_thread
@@ -75,6 +78,47 @@ def test_metrics_count_requests_and_records(alice: Api, server: str) -> None:
     )
     assert 'mo_http_request_duration_seconds_bucket{le="0.005",method="GET"' in text
     assert store not in text, "no per-store labels (unbounded cardinality, ids)"
+
+
+def test_request_series_keep_counting_per_method_route_and_status(alice: Api, server: str) -> None:
+    """The middleware looks each labelled series up once; the counts stay exact."""
+    store = alice.claim()
+    for head in range(3):
+        assert alice.push(store, head, [random_record(4)]).status_code == 200
+    assert alice.push(store, 0, [random_record(4)]).status_code == 409
+    text = httpx.get(f"{server}/metrics").text
+    route = 'method="POST",route="/v1/stores/{store_id}/push"'
+    assert f'mo_http_requests_total{{{route},status="200"}} 3.0' in text
+    assert f'mo_http_requests_total{{{route},status="409"}} 1.0' in text
+    assert f"mo_http_request_duration_seconds_count{{{route}}} 4.0" in text
+
+
+def test_odd_methods_do_not_grow_the_series_cache_without_bound() -> None:
+    """Clients choose the method: past a bound, series are looked up on each request."""
+    metrics = Metrics()
+
+    async def answer(_scope: Scope, _receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 405, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    middleware = ObservabilityMiddleware(answer, metrics)
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(_message: Message) -> None:
+        return None
+
+    async def run() -> None:
+        for n in range(700):
+            for _ in range(2):
+                await middleware({"type": "http", "method": f"M{n}"}, receive, send)
+
+    asyncio.run(run())
+    assert len(middleware._series) <= 512
+    for n in (0, 699):
+        labels = {"method": f"M{n}", "route": "unmatched", "status": "405"}
+        assert metrics.registry.get_sample_value("mo_http_requests_total", labels) == 2.0
 
 
 def test_two_apps_in_one_process_have_separate_metrics(start_server: object) -> None:

@@ -1,9 +1,10 @@
-"""PostgreSQL hot paths in one round trip: the `mo_push` procedure (migration 0002) and
-`AsyncPostgres`, the event-loop connection pool that sends it.
+"""PostgreSQL hot paths in one round trip: the `mo_push` procedure (migrations 0002 and
+0003) and `AsyncPostgres`, the event-loop connection pool that sends it.
 
 The HTTP behaviour of push and pull is tested on both backends elsewhere; these tests
 pin what only PostgreSQL has: the procedure's outcomes called directly, when it
-notifies, that it must run outside a transaction block, the migration's downgrade,
+notifies, that it must run outside a transaction block, that a push of one record (its
+own plain path since 0003) answers exactly like a batch, the migrations' downgrades,
 and how the pool handles errors, dead connections, cancellation, event loops and its
 connection limit.
 """
@@ -14,21 +15,24 @@ import asyncio
 import hashlib
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from alembic import command
 from sqlalchemy.exc import DataError, OperationalError
 
+from mo_local.server import create_app
 from mo_local.server.async_postgres import AsyncPostgres
 from mo_local.server.database import Database
 from mo_local.server.migrate import _config, upgrade
 from mo_local.server.settings import libpq_url
 from mo_local.server.statements import _POSTGRES_PUSH
 
-from .helpers import wait_until
+from .helpers import Api, make_settings, serve_in_thread, wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -185,22 +189,89 @@ def test_mo_push_refuses_to_run_inside_a_transaction_block(pg: Fixture) -> None:
     assert pg.stored() == (0, [])
 
 
-def test_migration_0002_downgrades_and_upgrades_again(fresh_postgres_url: str) -> None:
+def test_mo_push_of_one_record_follows_the_same_rules(pg: Fixture) -> None:
+    """A push of exactly one record takes the plain path of migration 0003: the same
+    outcomes, in the same order of checks, as the batch path, and the same rows."""
+    first = _record(b"one")
+    assert pg.push(0, [first]) == ("stored", 1, [1], 1, None)
+    assert pg.push(0, [first]) == ("stored", 1, [1], 0, None)  # retry, stale head
+    assert pg.push(9, [first]) == ("stored", 1, [1], 0, None)  # retry, head from the future
+    assert pg.push(0, [(first[0], b"other")]) == ("event_id_conflict", 1, None, 0, first[0])
+    second = _record(b"two")
+    assert pg.push(0, [second]) == ("server_ahead", 1, None, 0, None)
+    assert pg.push(2, [second]) == ("server_behind", 1, None, 0, None)
+    assert pg.push(1, [second], token=pg.expired_token)[0] == "unauthorized"
+    assert pg.push(1, [second], store=pg.other_store)[0] == "store_not_found"
+    assert pg.push(1, [second]) == ("stored", 2, [2], 1, None)
+    # The same records answer the same sequences through the batch path.
+    assert pg.push(0, [second, first]) == ("stored", 2, [2, 1], 0, None)
+    assert pg.stored() == (2, [(1, b"one"), (2, b"two")])
+
+
+def test_mo_push_of_one_record_notifies_only_when_it_stored(
+    pg: Fixture, migrated_postgres_url: str
+) -> None:
+    with psycopg.connect(libpq_url(migrated_postgres_url), autocommit=True) as listener:
+        listener.execute(f"LISTEN {CHANNEL}")
+        record = _record(b"n")
+        assert pg.push(0, [record])[0] == "stored"
+        assert pg.push(0, [record])[3] == 0  # retry
+        assert pg.push(0, [(record[0], b"clash")])[0] == "event_id_conflict"
+        received = [n.payload for n in listener.notifies(timeout=1.0, stop_after=3)]
+        assert received == [str(pg.store)]
+
+
+def test_migrations_0003_and_0002_downgrade_and_upgrade_again(fresh_postgres_url: str) -> None:
+    """0003 → 0002 puts back the batch-only procedure; 0002 → 0001 drops it."""
     database = Database(fresh_postgres_url)
-    exists = "SELECT count(*) FROM pg_proc WHERE proname = 'mo_push'"
+    source = "SELECT prosrc FROM pg_proc WHERE proname = 'mo_push'"
     try:
-        assert upgrade(fresh_postgres_url) == "0002"
+        assert upgrade(fresh_postgres_url) == "0003"
         with database.write() as conn:
+            assert "cardinality(p_event_ids) = 1" in conn.exec_driver_sql(source).scalar_one()
+            command.downgrade(_config(conn), "0002")
+            previous = conn.exec_driver_sql(source).scalar_one()
+            assert "unnest(p_event_ids, p_records)" in previous
+            assert "cardinality" not in previous
             command.downgrade(_config(conn), "0001")
-            assert conn.exec_driver_sql(exists).scalar_one() == 0
-        assert upgrade(fresh_postgres_url) == "0002"
+            assert conn.exec_driver_sql(source).first() is None
+        assert upgrade(fresh_postgres_url) == "0003"
         with database.snapshot() as conn:
-            assert conn.exec_driver_sql(exists).scalar_one() == 1
+            assert "cardinality(p_event_ids) = 1" in conn.exec_driver_sql(source).scalar_one()
     finally:
         database.dispose()
 
 
 # -- AsyncPostgres ---------------------------------------------------------------------
+
+
+def test_a_server_runs_its_hot_paths_on_at_most_postgres_connections(
+    migrated_postgres_url: str,
+) -> None:
+    """`ServerSettings.postgres_connections` bounds the event-loop pool: many concurrent
+    pushes and pulls queue in the process and share that many connections."""
+    app = create_app(make_settings(migrated_postgres_url, postgres_connections=2))
+    context = app.state.mo
+    with serve_in_thread(app) as server, Api(server) as owner:
+        owner.signup()
+        stores = [owner.claim() for _ in range(6)]
+
+        def push_then_pull(store: str) -> None:
+            with httpx.Client(base_url=server, headers=owner.auth) as client:
+                for head in range(4):
+                    body = {"expected_head": head, "records": [_wire_record()]}
+                    assert client.post(f"/v1/stores/{store}/push", json=body).status_code == 200
+                    assert client.get(f"/v1/stores/{store}/pull").status_code == 200
+
+        with ThreadPoolExecutor(len(stores)) as pool:
+            list(pool.map(push_then_pull, stores))
+        assert context.database.async_postgres.idle_connections in (1, 2)
+    with pytest.raises(ValueError, match="postgres_connections"):
+        make_settings(migrated_postgres_url, postgres_connections=0)
+
+
+def _wire_record() -> dict[str, str]:
+    return {"event_id": str(uuid.uuid4()), "record": "AAAA"}
 
 
 def _pool(url: str, max_connections: int = 4) -> AsyncPostgres:

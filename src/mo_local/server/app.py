@@ -35,7 +35,9 @@ API_VERSION = "1.0.0"
 def create_app(settings: ServerSettings) -> FastAPI:
     """A new server app; everything it uses hangs off `app.state.mo` (no globals)."""
     database = Database(
-        settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
+        settings.database_url,
+        sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        postgres_connections=settings.postgres_connections,
     )
     storage = Storage(database)
     signals = StoreSignals()

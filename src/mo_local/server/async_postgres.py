@@ -1,7 +1,7 @@
 """One-statement units of work on PostgreSQL, awaited on the event loop.
 
 The hot paths (push, pull) are each ONE statement in autocommit mode — a push is one
-`CALL mo_push(…)` (migration 0002), which authenticates, locks, checks, appends,
+`CALL mo_push(…)` (migrations 0002, 0003), which authenticates, locks, checks, appends,
 moves the head, commits and then notifies; a pull is one query, so it reads one
 snapshot. One statement needs no worker thread: it is sent and awaited on the event
 loop with psycopg's async connection, so a push costs one round trip to PostgreSQL
@@ -34,7 +34,7 @@ from sqlalchemy.exc import DBAPIError, StatementError
 if TYPE_CHECKING:
     import psycopg
 
-DEFAULT_MAX_CONNECTIONS = 20
+DEFAULT_MAX_CONNECTIONS = 4  # see `ServerSettings.postgres_connections`
 
 Row = tuple[Any, ...]
 

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from platformdirs import user_data_dir
 from sqlalchemy.exc import SQLAlchemyError
 
-from mo_local.server.allocator import release_large_buffers
+from mo_local.server.allocator import freeze_startup_heap, release_large_buffers
 from mo_local.server.app import create_app
 from mo_local.server.settings import ServerSettings, backend_name
 
@@ -50,7 +50,9 @@ def app_from_environment() -> FastAPI:
     """uvicorn factory for `--workers N`: every worker process builds its own app."""
     configure_logging(os.environ.get("MO_SERVER_LOG_LEVEL", "info"))
     release_large_buffers()
-    return create_app(settings_from_environment())
+    app = create_app(settings_from_environment())
+    freeze_startup_heap()
+    return app
 
 
 def configure_logging(level: str) -> None:
@@ -131,8 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     else:
         release_large_buffers()
+        app = create_app(settings)
+        freeze_startup_heap()
         uvicorn.run(
-            create_app(settings),
+            app,
             host=args.host,
             port=args.port,
             log_config=None,

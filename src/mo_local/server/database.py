@@ -38,7 +38,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from starlette.concurrency import run_in_threadpool
 
-from mo_local.server.async_postgres import AsyncPostgres
+from mo_local.server.async_postgres import DEFAULT_MAX_CONNECTIONS, AsyncPostgres
 from mo_local.server.settings import backend_name, libpq_url, sqlalchemy_url
 
 T = TypeVar("T")
@@ -93,7 +93,13 @@ def _unchanged(value: object) -> object:
 class Database:
     """One SQLAlchemy engine plus write and snapshot transactions with the right locking."""
 
-    def __init__(self, database_url: str, *, sqlite_busy_timeout_ms: int = 10_000) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        sqlite_busy_timeout_ms: int = 10_000,
+        postgres_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
         self.url = sqlalchemy_url(database_url)
         self.backend: Literal["sqlite", "postgresql"] = backend_name(self.url)
         self._write_lock = threading.Lock()
@@ -113,7 +119,9 @@ class Database:
                 pool_size=10,
                 max_overflow=10,
             )
-            self.async_postgres = AsyncPostgres(libpq_url(database_url))
+            self.async_postgres = AsyncPostgres(
+                libpq_url(database_url), max_connections=postgres_connections
+            )
         self.codec = Codec.for_dialect(self.engine.dialect)
 
     @property

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _FACTS_KEY = "mo_local.facts"
 _access_log = logging.getLogger("mo_local.server.access")
+_MAX_CACHED_SERIES = 512
 
 
 @dataclass
@@ -30,6 +31,11 @@ class RequestFacts:
 
 async def request_facts(request: Request) -> RequestFacts:
     """The facts object of the current request (a FastAPI dependency)."""
+    return facts_of(request)
+
+
+def facts_of(request: Request) -> RequestFacts:
+    """The facts object of a request, created on first use."""
     facts = request.scope.get(_FACTS_KEY)
     if not isinstance(facts, RequestFacts):
         facts = RequestFacts()
@@ -78,6 +84,9 @@ class ObservabilityMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # The labelled series of each (method, route, status), looked up once: finding
+        # them through `labels()` on every request cost more than recording the values.
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the request and record it."""
@@ -101,8 +110,16 @@ class ObservabilityMiddleware:
             duration = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             method = str(scope.get("method", ""))
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(duration)
+            series = self._series.get((method, route, status))
+            if series is None:
+                series = (
+                    self.metrics.requests.labels(method, route, str(status)),
+                    self.metrics.latency.labels(method, route),
+                )
+                if len(self._series) < _MAX_CACHED_SERIES:  # odd methods: no unbounded cache
+                    self._series[(method, route, status)] = series
+            series[0].inc()
+            series[1].observe(duration)
             _access_log.info(
                 "request method=%s route=%s status=%d duration_ms=%.2f store_id=%s "
                 "records=%s bytes=%s",

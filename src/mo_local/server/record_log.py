@@ -13,8 +13,9 @@ Record bytes are stored and returned untouched (INV-004).
 Push and pull are the hot paths, so they run driver-level SQL (`statements.py`). On
 SQLite they are a few statements in one transaction (`_push`, `_pull`, the rules in
 Python). On PostgreSQL each is ONE statement awaited on the event loop: a push calls
-`mo_push` (migration 0002: the same rules, in the same order, in PL/pgSQL), a pull is
-one query. The session is checked inside the operation either way.
+`mo_push` (migration 0002: the same rules, in the same order, in PL/pgSQL; 0003 adds
+a plain path for a push of one record), a pull is one query. The session is checked
+inside the operation either way.
 """
 
 from __future__ import annotations

@@ -67,6 +67,13 @@ class ServerSettings:
     long_poll_recheck_seconds: float = 5.0
     notify_channel: str = "mo_local_push"
     sqlite_busy_timeout_ms: int = 10_000
+    # PostgreSQL: at most this many statements of the hot paths (push, pull) at once per
+    # server process; more requests queue in the process. Each holds its connection for
+    # about a millisecond, so a few keep a process busy; more only add PostgreSQL
+    # backends competing for the CPU and for the WAL flush. Measured with 16 concurrent
+    # clients on two busy cores: p99 push latency 26-56 ms (median 43) with 4, 48-88 ms
+    # (median 61) with 20, the earlier size; p50 15 ms against 11 ms.
+    postgres_connections: int = 4
 
     def __post_init__(self) -> None:
         if self.auth_mode not in ("builtin", "kratos"):
@@ -77,6 +84,8 @@ class ServerSettings:
             raise ValueError("notify_channel must be a plain identifier")
         if self.max_wait_seconds < 0 or self.long_poll_recheck_seconds <= 0:
             raise ValueError("wait settings must be positive")
+        if self.postgres_connections < 1:
+            raise ValueError("postgres_connections must be at least 1")
 
 
 def sqlalchemy_url(database_url: str) -> str:

@@ -8,8 +8,8 @@ server-side preparation).
 
 SQLite runs a push or a pull as a few statements in one transaction (`open_push`,
 `append`, `open_pull`, on a SQLAlchemy connection). PostgreSQL runs each as ONE
-statement on the event loop (`AsyncPostgres`): a push calls the `mo_push` function
-of migration 0002, a pull is one query and so reads one snapshot. Their parameters
+statement on the event loop (`AsyncPostgres`): a push calls the `mo_push` procedure
+of migrations 0002 and 0003, a pull is one query and so reads one snapshot. Their parameters
 and results travel in binary (no hex-encoded bytea to parse).
 """
 

@@ -8,9 +8,9 @@ import json
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
-from mo_local.server.context import Context, CurrentCredentials, ServerContext
+from mo_local.server.context import CurrentAccess, ServerContext
 from mo_local.server.errors import DuplicateEventId, PageTooLarge, RecordTooLarge, TooManyRecords
 from mo_local.server.models import (
     MAX_COUNTER,
@@ -20,13 +20,11 @@ from mo_local.server.models import (
     decode_base64url,
     encode_base64url,
 )
-from mo_local.server.observability import RequestFacts, request_facts
 from mo_local.server.problems import problem_responses
 from mo_local.server.record_log import IncomingRecord, PullPage
 from mo_local.server.storage import Credentials
 
 router = APIRouter(prefix="/v1/stores", tags=["records"])
-Facts = Annotated[RequestFacts, Depends(request_facts)]
 
 
 @router.post(
@@ -35,14 +33,9 @@ Facts = Annotated[RequestFacts, Depends(request_facts)]
     responses=problem_responses(400, 401, 404, 409, 413, 422, 503),
     summary="Append records after expected_head (idempotent per event id)",
 )
-async def push(
-    store_id: UUID,
-    body: PushRequest,
-    context: Context,
-    credentials: CurrentCredentials,
-    facts: Facts,
-) -> Response:
+async def push(store_id: UUID, body: PushRequest, access: CurrentAccess) -> Response:
     """Append records; see `record_log.RecordLog.push` for the rules."""
+    context, facts = access.context, access.facts
     facts.store_id = str(store_id)
     limits = context.settings.limits
     if len(body.records) > limits.max_records_per_push:
@@ -59,7 +52,9 @@ async def push(
         incoming.append(IncomingRecord(item.event_id, data))
     facts.records = len(incoming)
     facts.bytes = sum(len(item.record) for item in incoming)
-    outcome = await context.record_log.push(credentials, store_id, body.expected_head, incoming)
+    outcome = await context.record_log.push(
+        access.credentials, store_id, body.expected_head, incoming
+    )
     if outcome.new_records:
         context.signals.notify(store_id)
         context.metrics.records_pushed.inc(outcome.new_records)
@@ -82,21 +77,20 @@ async def push(
 )
 async def pull(
     store_id: UUID,
-    context: Context,
-    credentials: CurrentCredentials,
-    facts: Facts,
+    access: CurrentAccess,
     since: Annotated[int, Query(ge=0, le=MAX_COUNTER, description="last sequence seen")] = 0,
     limit: Annotated[int | None, Query(ge=1, le=MAX_COUNTER, description="page size")] = None,
     wait: Annotated[float, Query(ge=0, le=3600, description="long-poll seconds")] = 0.0,
 ) -> Response:
     """A page of records after `since`, long-polling up to `wait` seconds."""
+    context, facts = access.context, access.facts
     facts.store_id = str(store_id)
     max_page = context.settings.limits.max_page_size
     if limit is None:
         limit = max_page
     elif limit > max_page:
         raise PageTooLarge(f"At most {max_page} records per page")
-    page = await _pull_or_wait(context, credentials, store_id, since, limit, wait)
+    page = await _pull_or_wait(context, access.credentials, store_id, since, limit, wait)
     facts.records = len(page.records)
     facts.bytes = sum(len(item.record) for item in page.records)
     context.metrics.records_pulled.inc(facts.records)
