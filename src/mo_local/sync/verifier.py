@@ -29,6 +29,7 @@ derived/parallel.py); the engine starts the verifier before its fetch thread.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import gc
 import logging
@@ -70,6 +71,8 @@ _FRAME = struct.Struct(">I")
 # A page of records takes a few milliseconds; this long without an answer means
 # something is wrong with the child, and the parent goes on alone.
 ANSWER_TIMEOUT_S = 30.0
+# Committed events the child folds between two looks at its pipe.
+FOLD_CHUNK = 256
 
 
 def available() -> bool:
@@ -217,9 +220,20 @@ def _child(read_fd: int, write_fd: int, opener: PulledRecordOpener,
         gc.disable()
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         deks: dict[str, Dek] = {}
-        # Verified events not folded yet, in sequence order: (seq, event id, verdict).
+        # Verified events not known to be committed yet, in sequence order, and the
+        # committed ones still to fold: (seq, event id, verdict).
         unfolded: list[Extra] = []
+        ready: list[Extra] = []
+        done = 0  # of `ready`
         while True:
+            if done < len(ready) and not _readable(read_fd):
+                # Nothing to verify right now: fold a little. Pages come first, as
+                # the parent waits for their verdicts and not for the folding.
+                chunk = ready[done:done + FOLD_CHUNK]
+                done += len(chunk)
+                if folder is None or not _fold(folder, chunk):
+                    folder, ready, done = None, [], 0  # no state at the end
+                continue
             body = _read_frame(read_fd, None)
             if body is None:
                 break
@@ -237,11 +251,14 @@ def _child(read_fd: int, write_fd: int, opener: PulledRecordOpener,
                 through, extra = value
                 if extra:
                     unfolded = sorted(unfolded + extra)
-                done = _fold(folder, [u for u in unfolded if u[0] <= through])
-                unfolded = [u for u in unfolded if u[0] > through]
-                if not done:
-                    folder = None  # something would not fold: no state at the end
+                split = bisect.bisect_right(unfolded, through, key=lambda u: u[0])
+                ready = ready[done:] + unfolded[:split]
+                done = 0
+                unfolded = unfolded[split:]
             elif tag == "finish":
+                if folder is not None and not _fold(folder, ready[done:]):
+                    folder = None
+                ready, done = [], 0
                 state = folder.forked_state() if folder is not None else None
                 _write_frame(write_fd, pickle.dumps(("state", state), pickle.HIGHEST_PROTOCOL))
         code = 0
@@ -249,6 +266,11 @@ def _child(read_fd: int, write_fd: int, opener: PulledRecordOpener,
         code = 1
     finally:
         os._exit(code)
+
+
+def _readable(fd: int) -> bool:
+    """True if a frame (or the end) is waiting on `fd`."""
+    return bool(select.select([fd], [], [], 0)[0])
 
 
 def _verdict(opener: PulledRecordOpener, deks: dict[str, Dek], event_id: str,
