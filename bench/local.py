@@ -13,7 +13,8 @@ aggregate and events.
 Each figure is the best of `--repeat` runs (default 3), ours and the baseline
 alike: the machine is shared, and the best run is the one least disturbed.
 
-Run: `.venv/bin/python bench/local.py [--commands N] [--events N] [--repeat N]`.
+Run: `.venv/bin/python bench/local.py [--commands N] [--events N] [--repeat N]`;
+`--rebuild-only` builds the store and prints the two rebuild lines alone.
 """
 
 from __future__ import annotations
@@ -190,6 +191,24 @@ def ours_rebuild(home: Path, two_cores: bool = True) -> tuple[float, int]:
     return count / elapsed, count
 
 
+def rebuild_only(events: int, repeat: int) -> None:
+    """The rebuild lines of `main` alone (best of `repeat`, alternating the two ways)."""
+    with tempfile.TemporaryDirectory() as d:
+        home = Path(d) / "big-home"
+        build_store(home, events)
+        two: list[tuple[float, int]] = []
+        one: list[float] = []
+        for _ in range(repeat):
+            two.append(ours_rebuild(home))
+            one.append(ours_rebuild(home, two_cores=False)[0])
+    rebuild, count = max(two)
+    print(f"rebuild ({count:,} events)   : {rebuild:9,.0f} events/s")
+    print(
+        f"rebuild on one core          : {max(one):9,.0f} events/s     (two cores: ratio "
+        f"{rebuild / max(one):.2f}; parallel rebuild {'on' if parallel.available() else 'off'})"
+    )
+
+
 def first_list(home: Path, with_cache: bool) -> tuple[float, float, int]:
     """Seconds from open to the first goal list; also the unlock share and events decrypted."""
     if not with_cache:
@@ -238,8 +257,14 @@ def main() -> None:
     parser.add_argument("--commands", type=int, default=20_000)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--rebuild-only", action="store_true", help="only the rebuild figures (two cores, one)"
+    )
     args = parser.parse_args()
     repeat = max(1, args.repeat)
+    if args.rebuild_only:
+        rebuild_only(args.events, repeat)
+        return
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         runs = iter(range(2 * repeat))

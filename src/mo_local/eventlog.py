@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from operator import itemgetter
 from typing import NamedTuple
 
 import cbor2
@@ -164,31 +165,23 @@ class Envelope(NamedTuple):
         if not isinstance(obj, dict) or obj.get("f") != ENVELOPE_FORMAT:
             raise EncodingError("unknown event envelope format")
         try:
-            # tuple.__new__ is what the named tuple's own _make calls; the generated
-            # __new__ would add a Python frame per event of a replay.
-            env = tuple.__new__(
-                cls,
-                (
-                    obj["type"],
-                    obj["pv"],
-                    obj["data"],
-                    obj["at"],
-                    obj["actor"],
-                    obj["device"],
-                    obj["cause"],
-                    obj["corr"],
-                ),
-            )
+            fields = _ENVELOPE_FIELDS(obj)
         except KeyError as exc:
             raise EncodingError("event envelope misses a field") from exc
         if not (
-            isinstance(env.event_type, str)
-            and isinstance(env.payload_version, int)
-            and isinstance(env.data, dict)
-            and isinstance(env.occurred_at, str)
+            isinstance(fields[0], str)
+            and isinstance(fields[1], int)
+            and isinstance(fields[2], dict)
+            and isinstance(fields[3], str)
         ):
             raise EncodingError("event envelope has a field of the wrong type")
-        return env
+        # tuple.__new__ is what the named tuple's own _make calls; the generated
+        # __new__ would add a Python frame per event of a replay.
+        return tuple.__new__(cls, fields)
+
+
+# The envelope's fields in the order of Envelope, fetched by one C call per event.
+_ENVELOPE_FIELDS = itemgetter("type", "pv", "data", "at", "actor", "device", "cause", "corr")
 
 
 class OpenedEvent(NamedTuple):
@@ -385,6 +378,7 @@ class EncryptedLog:
         deks = self._deks_by_id
         open_payload = self._stored.open
         from_bytes = Envelope.from_bytes
+        new_opened = tuple.__new__  # OpenedEvent(row, envelope) without its Python __new__
         for row in rows:
             if row.kind == KIND_KEY:
                 if row.key_id not in deks:
@@ -402,7 +396,7 @@ class EncryptedLog:
             except EncodingError as exc:
                 raise EventLogError(f"event {row.event_id} has an unreadable envelope") from exc
             self.opened += 1
-            yield OpenedEvent(row, envelope)
+            yield new_opened(OpenedEvent, (row, envelope))
 
     def read_aggregate(self, aggregate_id: str) -> Iterator[OpenedEvent]:
         """All events of one aggregate in version order."""

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from mo_local.crypto import cbor
 from mo_local.crypto.errors import AuthenticationFailed, CryptoError, EncodingError
+from mo_local.crypto.padding import pad, unpad
 from mo_local.crypto.records import (
     KIND_EVENT,
     KIND_KEY,
@@ -29,6 +30,7 @@ from mo_local.crypto.records import (
     StoredEventOpener,
     _split,
     _stored_payload,
+    _unpad,
     new_dek,
     open_event_payload,
     open_header,
@@ -369,3 +371,26 @@ def test_inv013_stored_key_records_are_bound_to_each_routing_column(
     row = key_row(vault, new_dek())
     with pytest.raises(AuthenticationFailed):
         StoredEventOpener(STORE_ID).open_key_record(vault, Row(**{**row.__dict__, **changes}))
+
+
+# --- unpadding on the replay path --------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    plaintext=st.binary(max_size=700),
+    edits=st.lists(st.tuples(st.integers(0, 1000), st.integers(0, 255)), max_size=2),
+    cut=st.integers(0, 3),
+)
+def test_replay_unpad_agrees_with_unpad(
+    plaintext: bytes, edits: list[tuple[int, int]], cut: int
+) -> None:
+    """Sound or damaged (a byte changed, the end cut): the same plaintext or the same
+    refusal as padding.unpad."""
+    data = bytearray(pad(plaintext))
+    for position, value in edits:
+        data[position % len(data)] = value
+    padded = bytes(data[: len(data) - cut])
+    assert outcome(_unpad, padded) == outcome(unpad, padded)
+    if not edits and not cut:
+        assert _unpad(padded) == plaintext

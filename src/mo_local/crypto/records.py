@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import NamedTuple, NoReturn, Protocol
 
 from mo_local.crypto import cbor
 from mo_local.crypto.errors import CryptoError, EncodingError
-from mo_local.crypto.padding import pad, pad_fixed, unpad, unpad_fixed
+from mo_local.crypto.padding import LENGTH_PREFIX, pad, pad_fixed, padme, unpad, unpad_fixed
 from mo_local.crypto.primitives import AEAD_OVERHEAD, Aead, random_bytes
 from mo_local.crypto.vault import DEK_SIZE, UnlockedVault
 
@@ -242,6 +243,14 @@ _P_KEY_OFFSET = len(_STANDARD_PREFIX) + _SEALED_HEADER_SIZE
 _P_ITEM_OFFSET = _P_KEY_OFFSET + len(_RECORD_P_KEY)
 
 
+# Where the payload bytes start after a head with a one-byte (0x58) or two-byte
+# (0x59) length: the common cases.
+_P_DATA8 = _P_ITEM_OFFSET + 2
+_P_DATA16 = _P_ITEM_OFFSET + 3
+_UINT_ITEMS = tuple(cbor.uint_item(n) for n in range(24))
+_ID36_HEAD = cbor.text_item("x" * 36)[:-36]  # the head of a 36-byte text item (a UUID)
+
+
 def _canonical_payload(record: bytes) -> bytes | None:
     """The sealed payload if ``record`` is exactly what ``_assemble`` produces, else None.
 
@@ -272,10 +281,44 @@ def _stored_payload(record: bytes) -> bytes:
     """The sealed payload of a record read from the local store, split in place.
 
     Either way (in place or strict) the payload is authenticated by AES-GCM, with
-    its AAD, before any plaintext is used.
+    its AAD, before any plaintext is used. The common cases of `_canonical_payload`
+    (payload heads with a one- or two-byte length) are recognised here first, in
+    one frame: replays split every record.
     """
+    end = len(record) - len(_RECORD_SUFFIX)
+    if (
+        record.startswith(_STANDARD_PREFIX)
+        and record.startswith(_RECORD_P_KEY, _P_KEY_OFFSET)
+        and record.endswith(_RECORD_SUFFIX)
+        and len(record) <= MAX_RECORD_SIZE
+    ):
+        # The three checks leave at least three bytes from _P_ITEM_OFFSET on.
+        head = record[_P_ITEM_OFFSET]
+        if head == 0x58:
+            if 24 <= record[_P_ITEM_OFFSET + 1] == end - _P_DATA8:
+                return record[_P_DATA8:end]
+        elif head == 0x59 and 0x100 <= int.from_bytes(
+            record[_P_ITEM_OFFSET + 1 : _P_DATA16], "big"
+        ) == end - _P_DATA16:
+            return record[_P_DATA16:end]
     payload = _canonical_payload(record)
     return payload if payload is not None else _split(record)[1]
+
+
+# PADMÉ bucket sizes of the framed lengths met (few distinct ones), computed once.
+_padded_size = lru_cache(maxsize=4096)(padme)
+
+
+def _unpad(padded: bytes) -> bytes:
+    """``unpad`` in one frame for sound input (replays); any other input goes to
+    ``unpad`` itself, which raises its own error."""
+    end = LENGTH_PREFIX + int.from_bytes(padded[:LENGTH_PREFIX], "big")
+    size = len(padded)
+    # A size equal to its bucket is at least `end`, so the frame fits; the fill
+    # after it must be zeros.
+    if size == _padded_size(end) and padded.count(0, end) == size - end:
+        return padded[LENGTH_PREFIX:end]
+    return unpad(padded)
 
 
 def seal_event_record(
@@ -421,8 +464,33 @@ class StoredEventOpener:
         )
 
     def open(self, row: StoredRouting, dek: Dek) -> bytes:
-        """Decrypt ``row``'s payload and return the unpadded envelope bytes."""
-        return unpad(dek._aead.open(_stored_payload(row.record), self.aad(row)))
+        """Decrypt ``row``'s payload and return the unpadded envelope bytes.
+
+        ``aad`` inlined (once per event of a replay): the same bytes, checks and
+        errors, a few calls fewer.
+        """
+        kind, key_id, aggregate_id = row.kind, row.key_id, row.aggregate_id
+        aggregate_type = row.aggregate_type
+        parts = self._parts.get((kind, key_id, aggregate_id, aggregate_type))
+        if parts is None:
+            parts = self._aad_parts(kind, key_id, aggregate_id, aggregate_type)
+        version = row.version
+        if type(version) is not int or not 0 <= version <= MAX_VERSION:
+            raise EncodingError("record header: version must be a non-negative integer")
+        event_id = row.event_id
+        aad = b"".join(
+            (
+                parts[0],
+                _UINT_ITEMS[version] if version < 24 else cbor.uint_item(version),
+                _EVENT_ID_KEY,
+                # cbor.text_item's result for the usual ASCII id, without the call.
+                _ID36_HEAD + event_id.encode()
+                if type(event_id) is str and len(event_id) == 36 and event_id.isascii()
+                else cbor.text_item(event_id),
+                parts[1],
+            )
+        )
+        return _unpad(dek._aead.open(_stored_payload(row.record), aad))
 
     def open_key_record(self, vault: UnlockedVault, row: StoredRouting) -> Dek:
         """Unwrap the DEK of a locally stored key record (the AAD of ``open_key_record``)."""

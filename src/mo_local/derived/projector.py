@@ -228,9 +228,10 @@ class Projector:
         """Fold the log on two cores (derived/parallel.py); None to replay on one."""
         if self.parallel_from is None or not parallel.available():
             return None
-        if not self.parallel_from <= self._store.count_events() <= parallel.MAX_EVENTS:
+        total = self._store.count_events()
+        if not self.parallel_from <= total <= parallel.MAX_EVENTS:
             return None
-        folded = parallel.rebuild_in_two(self._store, self._log)
+        folded = parallel.rebuild_in_two(self._store, self._log, total=total)
         if folded is None:
             log.info("parallel rebuild did not complete; replaying on one core")
             return None

@@ -33,7 +33,7 @@ from mo_local.domain.goal import Goal
 from mo_local.domain.project import Project
 from mo_local.domain.registry import decode_event
 from mo_local.domain.values import Priority
-from mo_local.eventlog import Envelope, OpenedEvent
+from mo_local.eventlog import OpenedEvent
 
 State = Goal | Project | None
 
@@ -86,18 +86,46 @@ class ReadModel:
 
     def apply(self, opened: OpenedEvent) -> None:
         """Fold one event (in effective order) into the model; never raises on bad events."""
-        stored = opened.stored
-        envelope = opened.envelope
+        stored, envelope = opened
         aggregate_id = stored.aggregate_id
+        aggregate_type = stored.aggregate_type
         self.applied += 1
         entry = self._entries.get(aggregate_id)
         if entry is None:
-            entry = self._entries[aggregate_id] = Entry(stored.aggregate_type)
+            entry = self._entries[aggregate_id] = Entry(aggregate_type)
         # The version counts every event of the aggregate, skipped ones too, so it
         # matches the version the log expects for the next append.
         entry.version += 1
         entry.view = None
-        reason = self._step(entry, stored.aggregate_type, aggregate_id, envelope)
+        # Advance the entry, or find why the event is skipped (one frame: once per
+        # event of a replay).
+        reason: str | None
+        if aggregate_type != entry.aggregate_type or aggregate_type not in _KNOWN_TYPES:
+            reason = UNKNOWN_AGGREGATE_TYPE
+        else:
+            try:
+                event = decode_event(envelope.event_type, envelope.payload_version, envelope.data)
+            except DomainError:
+                event = None
+            if event is None:
+                reason = UNREADABLE_EVENT
+            elif event.aggregate_id != aggregate_id or event.aggregate_type != aggregate_type:
+                reason = OTHER_AGGREGATE
+            else:
+                before = entry.state
+                try:
+                    after, skip = step_any(aggregate_type, before, event)
+                except DomainError:
+                    reason = INVALID_EVENT
+                else:
+                    if skip is not None:
+                        reason = skip.reason if skip.is_conflict else None
+                    else:
+                        reason = None
+                        entry.state = after
+                        self._changed.add(aggregate_id)
+                        if aggregate_type == PROJECT:
+                            self._project_changed(aggregate_id, before, after)
         if reason is not None:
             self._conflicts.append(
                 ConflictRecord(stored.event_id, aggregate_id, reason, envelope.occurred_at)
@@ -107,31 +135,6 @@ class ReadModel:
                 self._positions.append(
                     (1, stored.commit_seq) if synced is None else (0, synced)
                 )
-
-    def _step(
-        self, entry: Entry, aggregate_type: str, aggregate_id: str, envelope: Envelope
-    ) -> str | None:
-        """Advance one entry; the conflict reason when the event is skipped as a conflict."""
-        if aggregate_type != entry.aggregate_type or aggregate_type not in _KNOWN_TYPES:
-            return UNKNOWN_AGGREGATE_TYPE
-        try:
-            event = decode_event(envelope.event_type, envelope.payload_version, envelope.data)
-        except DomainError:
-            return UNREADABLE_EVENT
-        if event.aggregate_id != aggregate_id or event.aggregate_type != aggregate_type:
-            return OTHER_AGGREGATE
-        before = entry.state
-        try:
-            after, skip = step_any(aggregate_type, before, event)
-        except DomainError:
-            return INVALID_EVENT
-        if skip is not None:
-            return skip.reason if skip.is_conflict else None
-        entry.state = after
-        self._changed.add(aggregate_id)
-        if aggregate_type == PROJECT:
-            self._project_changed(aggregate_id, before, after)
-        return None
 
     def _project_changed(self, project_id: str, before: State, after: State) -> None:
         old = before.goal_id if isinstance(before, Project) else None

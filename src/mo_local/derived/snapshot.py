@@ -98,6 +98,26 @@ def encode_snapshot(model: ReadModel) -> bytes:
 
 def _goal(row: list[object], months: dict[tuple[int, int], TargetMonth]) -> tuple[str, Entry]:
     gid, version, summary, slice_, priority, year, month, created, achieved, archived = row
+    # The usual row, checked field by field in one expression (a cache loads every
+    # goal); anything else takes the general way below, which names what is wrong.
+    if (
+        type(gid) is str
+        and type(version) is int
+        and type(summary) is str
+        and type(slice_) is str
+        and type(priority) is str
+        and type(year) is int
+        and type(month) is int
+        and type(created) is str
+        and (achieved is None or type(achieved) is str)
+        and (archived is None or type(archived) is str)
+        and (known_month := months.get((year, month))) is not None
+        and (known_slice := _SLICES.get(slice_)) is not None
+        and (known_priority := _PRIORITIES.get(priority)) is not None
+    ):
+        goal = Goal(gid, summary, known_slice, known_priority, known_month, created, achieved,
+                    archived)
+        return gid, Entry(GOAL, goal, version)
     key = (_int(year), _int(month))
     target_month = months.get(key)
     if target_month is None:

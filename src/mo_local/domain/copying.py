@@ -17,10 +17,11 @@ T = TypeVar("T")
 def evolved(state: T, **changes: object) -> T:
     """A copy of `state` with `changes` applied; TypeError for a field it does not have."""
     fields = state.__dict__.copy()
-    if not changes.keys() <= fields.keys():
-        unknown = sorted(changes.keys() - fields.keys())
-        raise TypeError(f"{type(state).__name__} has no field {unknown}")
+    known = len(fields)
     fields.update(changes)
+    if len(fields) != known:  # a name it did not have was added
+        unknown = sorted(changes.keys() - state.__dict__.keys())
+        raise TypeError(f"{type(state).__name__} has no field {unknown}")
     new = object.__new__(type(state))
     # Frozen dataclasses refuse attribute assignment; the instance dictionary is set
     # as a whole, exactly as `object.__setattr__` in their generated __init__ would.

@@ -9,11 +9,10 @@ them all. Fields holding domain text are `repr=False` (INV-015).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date
 from enum import StrEnum
-from functools import partial
 from operator import call
 from typing import Any, ClassVar, Self
 
@@ -23,9 +22,9 @@ from mo_local.domain.values import (
     ProjectStatus,
     Slice,
     TargetMonth,
-    parse_date,
+    date_parser,
+    id_parser,
     parse_description,
-    parse_id,
     parse_month,
     parse_name,
     parse_priority,
@@ -59,8 +58,8 @@ def _iso_date(value: date) -> str:
 
 
 _CODECS: dict[str, _Codec] = {
-    # partial rather than lambda: one Python frame less per field decoded.
-    "aggregate_id": _Codec(_as_text, partial(parse_id, field="aggregate_id")),
+    # Loaders take the raw value alone; id_parser/date_parser bind the field name.
+    "aggregate_id": _Codec(_as_text, id_parser("aggregate_id")),
     "at": _Codec(_as_text, parse_timestamp),
     "summary": _Codec(_as_text, parse_summary),
     "slice": _Codec(_enum_value, parse_slice),
@@ -69,10 +68,10 @@ _CODECS: dict[str, _Codec] = {
     "name": _Codec(_as_text, parse_name),
     "description": _Codec(_as_text, parse_description),
     "status": _Codec(_enum_value, parse_status),
-    "start_date": _Codec(_iso_date, partial(parse_date, field="start_date")),
-    "target_date": _Codec(_iso_date, partial(parse_date, field="target_date")),
-    "goal_id": _Codec(_as_text, partial(parse_id, field="goal_id")),
-    "milestone_id": _Codec(_as_text, partial(parse_id, field="milestone_id")),
+    "start_date": _Codec(_iso_date, date_parser("start_date")),
+    "target_date": _Codec(_iso_date, date_parser("target_date")),
+    "goal_id": _Codec(_as_text, id_parser("goal_id")),
+    "milestone_id": _Codec(_as_text, id_parser("milestone_id")),
 }
 
 
@@ -102,19 +101,29 @@ class DomainEvent:
         return {name: _CODECS[name].dump(getattr(self, name)) for name in names}
 
     @classmethod
-    def from_data(cls, data: Mapping[str, object]) -> Self:
-        """Rebuild and re-validate an event from a current-version payload."""
-        if type(data) is not dict and not isinstance(data, Mapping):
-            raise ValidationError.of("data", "must be a map")
+    def field_loaders(cls) -> tuple[tuple[str, ...], tuple[Callable[[object], object], ...]]:
+        """The field names in declaration order and the loader (parser) of each.
+
+        `cls(*(load(data[name]) ...))` is what `from_data` tries first; decoders that
+        call it once per event (the registry) keep these at hand.
+        """
         loaders = _LOADERS.get(cls)
         if loaders is None:
             names = tuple(f.name for f in fields(cls))
             loaders = _LOADERS[cls] = (names, tuple(_CODECS[name].load for name in names))
+        return loaders
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, object]) -> Self:
+        """Rebuild and re-validate an event from a current-version payload."""
+        if type(data) is not dict and not isinstance(data, Mapping):
+            raise ValidationError.of("data", "must be a map")
+        loaders = _LOADERS.get(cls) or cls.field_loaders()
         try:
             # Fields in declaration order are the dataclass's positional parameters;
             # map() keeps the per-field loop in C (replays decode every event).
-            args: list[Any] = list(map(call, loaders[1], map(data.__getitem__, loaders[0])))
-            return cls(*args)
+            loaded: Iterator[Any] = map(call, loaders[1], map(data.__getitem__, loaders[0]))
+            return cls(*loaded)
         except (KeyError, ValidationError):
             pass  # the loop below names every missing or invalid field
         values: dict[str, Any] = {}

@@ -85,8 +85,19 @@ def step_any(
     aggregate_type: str, state: Goal | Project | None, event: DomainEvent
 ) -> tuple[Goal | Project | None, Skip | None]:
     """One total step for incremental projections that keep states of both types."""
+    # `step` inlined for each type: read models call this once per event.
     if aggregate_type == GOAL and (state is None or isinstance(state, Goal)):
-        return step(evolve_goal, state, event)
+        try:
+            return evolve_goal(state, event), None
+        except EventRejected as exc:
+            return state, Skip(event, exc.reason, exc.is_conflict)
+        except DomainError:
+            return state, Skip(event, "invalid event", True)
     if aggregate_type == PROJECT and (state is None or isinstance(state, Project)):
-        return step(evolve_project, state, event)
+        try:
+            return evolve_project(state, event), None
+        except EventRejected as exc:
+            return state, Skip(event, exc.reason, exc.is_conflict)
+        except DomainError:
+            return state, Skip(event, "invalid event", True)
     raise ValidationError.of("aggregate_type", "must be goal or project")

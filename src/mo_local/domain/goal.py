@@ -74,7 +74,7 @@ def evolve_goal(state: Goal | None, event: DomainEvent) -> Goal:
         raise EventRejected("goal missing", field="id", message="goal does not exist")
     if event.aggregate_id != state.id:
         raise EventRejected("other aggregate", field="id", message="event of another goal")
-    if state.archived:
+    if state.archived_at is not None:  # `archived`, without a property call per event
         raise EventRejected(
             "goal archived",
             field="goal",

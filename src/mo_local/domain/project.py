@@ -98,7 +98,7 @@ def evolve_project(state: Project | None, event: DomainEvent) -> Project:
         raise EventRejected("project missing", field="id", message="project does not exist")
     if event.aggregate_id != state.id:
         raise EventRejected("other aggregate", field="id", message="event of another project")
-    if state.archived:
+    if state.archived_at is not None:  # `archived`, without a property call per event
         raise EventRejected(
             "project archived",
             field="project",

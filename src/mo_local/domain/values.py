@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -191,11 +192,19 @@ def _trimmed(raw: object, field: str, label: str, low: int, high: int) -> str:
 
 def parse_summary(raw: object, field: str = "summary") -> str:
     """A goal summary: trimmed, 1–500 characters."""
+    if type(raw) is str:  # the common case in one frame; _trimmed decides the rest
+        text = raw.strip()
+        if 1 <= len(text) <= SUMMARY_MAX:
+            return text
     return _trimmed(raw, field, "summary", 1, SUMMARY_MAX)
 
 
 def parse_name(raw: object, field: str = "name") -> str:
     """A project or milestone name: trimmed, 1–200 characters."""
+    if type(raw) is str:  # as in parse_summary
+        text = raw.strip()
+        if 1 <= len(text) <= NAME_MAX:
+            return text
     return _trimmed(raw, field, "name", 1, NAME_MAX)
 
 
@@ -215,6 +224,30 @@ def parse_id(raw: object, field: str = "id") -> str:
         if _UUID4_RE.match(text):
             return text.lower()
     raise ValidationError.of(field, "must be a UUIDv4 (8-4-4-4-12 hex digits)")
+
+
+def id_parser(field: str) -> Callable[[object], str]:
+    """`parse_id` with the field name bound, for decoders that parse an id per event.
+
+    A closure rather than `partial(parse_id, field=...)`: a partial with a keyword
+    builds a dictionary on every call. Canonical ids are accepted in one frame.
+    """
+
+    def parse(raw: object) -> str:
+        if type(raw) is str and _CANONICAL_UUID4_RE.fullmatch(raw) is not None:
+            return raw
+        return parse_id(raw, field)
+
+    return parse
+
+
+def date_parser(field: str) -> Callable[[object], date]:
+    """`parse_date` with the field name bound (see `id_parser`)."""
+
+    def parse(raw: object) -> date:
+        return parse_date(raw, field)
+
+    return parse
 
 
 def parse_optional_id(raw: object, field: str) -> str | None:
