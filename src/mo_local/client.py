@@ -437,11 +437,10 @@ class Client:
     def rebuild(self) -> int:
         """Drop derived state and replay the whole log; returns the events replayed."""
         if self._session is None:
-            session = self.session
-            if session.projector.rebuilds:
-                # Opening found no usable cache and has just replayed the whole log
-                # (e.g. a device that joined): a second replay would only repeat it.
-                return session.opened_with
+            # Opened by rebuilding: loading the cache and catching up first would be
+            # thrown away (as would a second replay when opening found no cache).
+            self._session = _Session(self.log, self.store_id, rebuild=True)
+            return self._session.opened_with
         return self.session.rebuild()
 
     def pull_follower(self) -> Projector | None:
@@ -611,13 +610,14 @@ class _Session:
     from the log as before.
     """
 
-    def __init__(self, log: EncryptedLog, store_id: str):
+    def __init__(self, log: EncryptedLog, store_id: str, *, rebuild: bool = False):
         self.log = log
         self.store = log.store
         self.repository = EncryptedRepository(log, keep_written=True)
         self.handler = CommandHandler(self.repository)
         self.projector = Projector(log.store, log, log.vault, store_id)
-        self.opened_with = self.projector.open()  # events applied while opening
+        # Events applied while opening (all of them when asked to rebuild).
+        self.opened_with = self.projector.rebuild() if rebuild else self.projector.open()
         self.achievement = GoalAchievement(self.handler, _LiveIndex(self.projector))
         # store.changes() right after the read model last folded every event; None
         # when unknown (then the store is asked).

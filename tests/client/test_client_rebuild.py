@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from mo_local.app import commands as c
 from mo_local.app.queries import ListGoals
 from mo_local.client import Client
 from mo_local.crypto.kdf import MINIMUM_KDF
+from mo_local.derived import cache
 
 PASSPHRASE = "rebuild test passphrase"
 
@@ -49,3 +53,26 @@ def test_rebuild_with_a_valid_cache_still_replays_everything(tmp_path: Path) -> 
     assert client.log.opened == 6  # the cache was used on open, then the log replayed
     assert [g.version for g in client.list_goals(ListGoals())] == [2, 2, 2]
     client.close()
+
+
+def test_rebuild_on_a_fresh_session_does_not_load_the_cache_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a_store_with_goals(tmp_path, 3)
+    loads: list[object] = []
+    real_load = cache.load
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        loads.append(args)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(cache, "load", counting)
+    client = reopened(tmp_path)
+    assert client.rebuild() == 6
+    assert loads == [] and client.log.opened == 6
+    assert [g.summary for g in client.list_goals(ListGoals())] == [
+        "Goal 0, refined", "Goal 1, refined", "Goal 2, refined"]
+    client.close()
+    with reopened(tmp_path) as again:  # the rebuild saved a cache: opening decrypts nothing
+        assert len(again.list_goals(ListGoals())) == 3
+        assert again.log.opened == 0
