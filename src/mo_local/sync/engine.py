@@ -50,6 +50,7 @@ from mo_local.sync.transport import (
     PullPage,
     PushResult,
     RecordTransport,
+    encode_bytes,
 )
 from mo_local.sync.verifier import Extra, ForkFolder, PageVerifier, Verdict
 
@@ -667,6 +668,7 @@ class SyncEngine:
             return False
         expected = self.state.cursor
         result = self.transport.push(self.store_id, expected, _outgoing(batch))
+        ahead: tuple[list[StoredEvent], list[OutgoingRecord]] | None = None
         with self.store.large_cache(), _Background() as background:
             finished = False
             while not finished:
@@ -679,16 +681,30 @@ class SyncEngine:
                         except Exception as exc:  # noqa: BLE001 - raised below
                             failure = exc
                             break
-                        following = (self._pending_batch(after=batch)
-                                     if cursor == result.head else [])
+                        following: list[StoredEvent]
+                        outgoing: list[OutgoingRecord]
+                        if cursor != result.head:
+                            following, outgoing = [], []
+                        elif ahead is not None:
+                            following, outgoing = ahead
+                        else:
+                            following = self._pending_batch(after=batch)
+                            outgoing = _outgoing(following)
+                        ahead = None
                         sent = (background.submit(self.transport.push, self.store_id, cursor,
-                                                  _outgoing(following)) if following else None)
+                                                  outgoing) if following else None)
                         self._record(batch, seqs, cursor, tip, result.head)
                         recorded += len(batch)
                         if sent is None:
                             finished = True
                             break
                         batch, expected = following, cursor
+                        # While that push is at the server, read and encode the batch
+                        # after it: sent only if its acknowledgement lets the cursor
+                        # jump to the head (nothing is written in between: this is
+                        # the store's only writer).
+                        after = self._pending_batch(after=batch)
+                        ahead = (after, _outgoing(after, wire=True))
                         try:
                             result = sent.result()
                         except Exception as exc:  # noqa: BLE001 - raised below
@@ -797,5 +813,8 @@ class _Background:
             self._pool.shutdown(wait=not interrupted, cancel_futures=True)
 
 
-def _outgoing(batch: Sequence[StoredEvent]) -> list[OutgoingRecord]:
+def _outgoing(batch: Sequence[StoredEvent], *, wire: bool = False) -> list[OutgoingRecord]:
+    if wire:
+        return [OutgoingRecord(row.event_id, row.record, encode_bytes(row.record))
+                for row in batch]
     return [OutgoingRecord(row.event_id, row.record) for row in batch]

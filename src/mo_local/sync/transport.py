@@ -65,10 +65,15 @@ class RemoteVault:
 
 @dataclass(frozen=True)
 class OutgoingRecord:
-    """A record to push: its event id and exact bytes."""
+    """A record to push: its event id and exact bytes.
+
+    `wire` may hold the bytes already in their wire form (`encode_bytes(record)`),
+    made ahead of time while another push is in flight; `Transport` then sends it.
+    """
 
     event_id: str
     record: bytes = field(repr=False)
+    wire: str | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -344,7 +349,9 @@ class Transport:
         body = {
             "expected_head": expected_head,
             "records": [
-                {"event_id": r.event_id, "record": encode_bytes(r.record)} for r in records
+                {"event_id": r.event_id,
+                 "record": r.wire if r.wire is not None else encode_bytes(r.record)}
+                for r in records
             ],
         }
         _, doc = self._request("POST", f"/v1/stores/{store_id}/push", body=body)
