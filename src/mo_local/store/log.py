@@ -44,6 +44,10 @@ _KEY_RECORD_BY_KEY_ID = (
     select_events() + " FROM keys k CROSS JOIN events e ON e.event_id = k.event_id"
     " LEFT JOIN sync_map m ON m.event_id = e.event_id WHERE k.key_id = ?"
 )
+_INSERT_EVENT = (
+    "INSERT INTO events (event_id, kind, aggregate_type, aggregate_id, version, key_id, record)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def check_batch_size(batch_size: int) -> None:
@@ -107,8 +111,7 @@ def _insert(conn: sqlite3.Connection, event: NewEvent) -> int:
         if taken is not None:
             raise StoreError(f"key id {event.key_id} is already registered")
     cursor = conn.execute(
-        "INSERT INTO events (event_id, kind, aggregate_type, aggregate_id, version, key_id, record)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        _INSERT_EVENT,
         (
             event.event_id,
             event.kind,
@@ -145,10 +148,6 @@ def _check_batch(aggregate_id: str, expected_version: int, events: Sequence[NewE
             next_version += 1
 
 
-_INSERT_EVENT = (
-    "INSERT INTO events (event_id, kind, aggregate_type, aggregate_id, version, key_id, record)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
 
 
 def append(
@@ -437,8 +436,7 @@ def insert_remote_many(conn: sqlite3.Connection, rows: Sequence[tuple[NewEvent, 
     ):
         _refuse_first(rows, existing, mapped, held, taken)
     conn.executemany(
-        "INSERT INTO events (event_id, kind, aggregate_type, aggregate_id, version, key_id, record)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        _INSERT_EVENT,
         [
             (e.event_id, e.kind, e.aggregate_type, e.aggregate_id, e.version, e.key_id, e.record)
             for e, _ in rows
