@@ -329,18 +329,6 @@ class EventStore:
         with self._guard():
             yield from ordering.read_effective_order(self._db(), after, batch_size)
 
-    def read_effective_buckets(
-        self, low: int, high: int, batch_size: int = DEFAULT_BATCH_SIZE
-    ) -> Iterator[StoredEvent]:
-        """Every row of the aggregates in buckets [low, high), in effective order."""
-        with self._guard():
-            yield from ordering.read_effective_buckets(self._db(), low, high, batch_size)
-
-    def effective_bucket_rows(self, low: int, high: int) -> list[tuple[object, ...]]:
-        """`read_effective_buckets` as unchecked row tuples, read whole (see ordering.py)."""
-        with self._guard():
-            return ordering.effective_bucket_rows(self._db(), low, high)
-
     def cursor_is_prefix(self, cursor: Cursor) -> bool:
         """True iff the applied set of `cursor` still prefixes the effective order (INV-011)."""
         with self._guard():

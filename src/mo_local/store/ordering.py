@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 
-from mo_local.store.errors import InvalidArgument, MalformedRow
+from mo_local.store.errors import MalformedRow
 from mo_local.store.log import check_batch_size, paginate
 from mo_local.store.records import Cursor, StoredEvent, select_events
 
@@ -25,19 +25,6 @@ _PENDING_AFTER = (
     select_events("NULL") + " FROM pending p CROSS JOIN events e ON e.commit_seq = p.commit_seq"
     " WHERE p.commit_seq > :after ORDER BY p.commit_seq LIMIT :limit"
 )
-
-
-# The same two phases restricted to a range of aggregate buckets (parallel rebuilds,
-# derived/parallel.py). An aggregate's bucket is the place of the last character of
-# its id in "0123456789abcdef" (1–16; 0 for anything else): uniform for UUIDs, and
-# every event and key record of one aggregate lands in the same bucket.
-BUCKETS = 17
-_IN_BUCKETS = (
-    " AND instr('0123456789abcdef', lower(substr(e.aggregate_id, -1)))"
-    " BETWEEN :low AND :high - 1"
-)
-_SYNCED_BUCKETS = _SYNCED_AFTER.replace(" ORDER BY", _IN_BUCKETS + " ORDER BY")
-_PENDING_BUCKETS = _PENDING_AFTER.replace(" ORDER BY", _IN_BUCKETS + " ORDER BY")
 
 
 def _global_seq(event: StoredEvent) -> int:
@@ -57,45 +44,6 @@ def read_effective_order(
     yield from paginate(
         conn, _PENDING_AFTER, {}, after.committed, lambda e: e.commit_seq, batch_size
     )
-
-
-def read_effective_buckets(
-    conn: sqlite3.Connection, low: int, high: int, batch_size: int
-) -> Iterator[StoredEvent]:
-    """Every row of the aggregates with low <= bucket < high, in effective order.
-
-    Taking whole aggregates keeps each aggregate's events (and its key records)
-    together and in their relative effective order, which is all a per-aggregate
-    fold needs.
-    """
-    check_batch_size(batch_size)
-    if not 0 <= low <= high <= BUCKETS:
-        raise InvalidArgument(f"buckets must satisfy 0 <= low <= high <= {BUCKETS}")
-    params = {"low": low, "high": high}
-    yield from paginate(
-        conn, _SYNCED_BUCKETS, {"committed": 0, **params}, 0, _global_seq, batch_size
-    )
-    yield from paginate(conn, _PENDING_BUCKETS, params, 0, lambda e: e.commit_seq, batch_size)
-
-
-def effective_bucket_rows(
-    conn: sqlite3.Connection, low: int, high: int
-) -> list[tuple[object, ...]]:
-    """The rows of `read_effective_buckets` as plain tuples, read whole and NOT checked.
-
-    For a parallel rebuild's child (derived/parallel.py), which checks each row with
-    `records.stored_event` itself: the parent reads them before the fork, when
-    nothing else runs, so the cheaper the read the better.
-    """
-    if not 0 <= low <= high <= BUCKETS:
-        raise InvalidArgument(f"buckets must satisfy 0 <= low <= high <= {BUCKETS}")
-    rows: list[tuple[object, ...]] = []
-    for sql, params in (
-        (_SYNCED_BUCKETS, {"after": 0, "committed": 0}),
-        (_PENDING_BUCKETS, {"after": 0}),
-    ):
-        rows += conn.execute(sql, {**params, "low": low, "high": high, "limit": -1}).fetchall()
-    return rows
 
 
 def advance(cursor: Cursor, event: StoredEvent) -> Cursor:
