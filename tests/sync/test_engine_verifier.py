@@ -326,3 +326,29 @@ def test_following_stops_when_pulled_events_do_not_append(
         # up from the log instead (a rebuild, since the order changed).
         assert a.log.opened > opened
         assert follower.model.applied == 241
+
+
+def test_a_large_pull_of_events_with_known_keys_is_caught_up_from_the_log(
+    source: tuple[Client, ListServer], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # The child never saw these events' key records (an earlier pull brought them),
+    # so it cannot fold them: following stops, and the catch-up reads them.
+    client, server = source
+    if ran_in_a_fresh_process(request):
+        return
+    with joiner(client, tmp_path / "a") as a, joiner(client, tmp_path / "b") as b:
+        follower = a.pull_follower()
+        assert follower is not None
+        SyncEngine(a.store, a.log, server, a.store_id, a.refresh, page_size=50,
+                   follower=follower).pull()
+        for i in range(40):
+            append_events(client, f"00000000-0000-4000-8000-{i:012x}", 5, f"c{i}-")
+        SyncEngine(client.store, client.log, server, client.store_id, lambda: None).push()
+        opened = a.log.opened
+        second = SyncEngine(a.store, a.log, server, a.store_id, a.refresh, page_size=50,
+                            group_records=100, follower=a.pull_follower())
+        assert second.pull() == 200
+        assert a.log.opened - opened == 200  # read back from the log by the catch-up
+        engine(b, server, parallel=False).pull()
+        same_models(a, b)
+        assert a.session.projector.covers_all()

@@ -52,7 +52,7 @@ from mo_local.sync.transport import (
     RecordTransport,
     encode_bytes,
 )
-from mo_local.sync.verifier import Extra, ForkFolder, PageVerifier, Verdict
+from mo_local.sync.verifier import ForkFolder, PageVerifier, Verdict
 
 log = logging.getLogger("mo_local.sync")
 
@@ -302,13 +302,15 @@ class SyncEngine:
                 # What the child folded is lost with it; the catch-up reads it all.
                 self._following = None
                 return
-            extra: list[Extra] = [
-                (seq, row.event_id, (row.kind, row.aggregate_type, row.aggregate_id,
-                                     row.version, row.key_id, payload))
-                for row, seq, _, payload, elsewhere in following if not elsewhere
-            ]
+            if not all(elsewhere for *_, elsewhere in following):
+                # An event opened here (its key came in an earlier pull): the child
+                # lacks its plaintext. Sending it would make the fold message large,
+                # and a large write could block against the child's answers; the
+                # catch-up after the pull reads these events from the log instead.
+                self._following = None
+                return
             through = following[-1][1]
-            verifier.fold(through, extra)
+            verifier.fold(through, [])
             self._folded_in_child = through
             following.clear()
             return

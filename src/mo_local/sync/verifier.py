@@ -183,7 +183,6 @@ class PageVerifier:
         verdicts = _parse(body, expected) if body is not None else None
         if verdicts is None:
             log.info("sync: the record verifier stopped; verifying here")
-        if verdicts is None:
             self.close()
             return None
         self.verified += sum(1 for v in verdicts if v is not None)
