@@ -86,6 +86,14 @@ def engine(client: Client, server: ListServer, *, parallel: bool) -> SyncEngine:
                       page_size=50, verify_in_parallel=parallel)
 
 
+def following(client: Client, server: ListServer, **options: object) -> SyncEngine:
+    """An engine that folds what it pulls into `client`'s read model (pages of 50)."""
+    follower = client.pull_follower()
+    assert follower is not None
+    return SyncEngine(client.store, client.log, server, client.store_id, client.refresh,  # type: ignore[arg-type]
+                      page_size=50, follower=follower, **options)
+
+
 def rows(client: Client) -> list[tuple[object, ...]]:
     return [tuple(r) for r in client.store.read_commit_order()]
 
@@ -242,11 +250,10 @@ def test_a_joining_device_folds_pulled_events_without_decrypting_them_again(
     if ran_in_a_fresh_process(request):
         return
     with joiner(client, tmp_path / "a") as a, joiner(client, tmp_path / "b") as b:
-        follower = a.pull_follower()
-        assert follower is not None
         opened = a.log.opened
-        pulling = SyncEngine(a.store, a.log, server, a.store_id, a.refresh, page_size=50,
-                             group_records=100, follower=follower, verify_in_parallel=parallel)
+        pulling = following(a, server, group_records=100, verify_in_parallel=parallel)
+        follower = pulling.follower
+        assert follower is not None
         assert pulling.pull() == 240
         assert (pulling.verified_elsewhere == 240) is parallel
         assert a.log.opened == opened  # nothing read back from the log and decrypted again
@@ -273,11 +280,8 @@ def test_a_child_lost_while_folding_leaves_the_read_model_to_the_log(
     if ran_in_a_fresh_process(request):
         return
     with joiner(client, tmp_path / "a") as a, joiner(client, tmp_path / "b") as b:
-        follower = a.pull_follower()
-        assert follower is not None
         opened = a.log.opened
-        SyncEngine(a.store, a.log, server, a.store_id, a.refresh, page_size=50,
-                   group_records=100, follower=follower).pull()
+        following(a, server, group_records=100).pull()
         assert a.log.opened - opened == 240  # caught up from the log after the pull
         engine(b, server, parallel=False).pull()
         same_models(a, b)
@@ -300,11 +304,8 @@ def test_a_state_that_does_not_end_where_expected_is_not_adopted(
     if ran_in_a_fresh_process(request):
         return
     with joiner(client, tmp_path / "a") as a, joiner(client, tmp_path / "b") as b:
-        follower = a.pull_follower()
-        assert follower is not None
         opened = a.log.opened
-        SyncEngine(a.store, a.log, server, a.store_id, a.refresh, page_size=50,
-                   follower=follower).pull()
+        following(a, server).pull()
         assert a.log.opened - opened == 240  # refused, then caught up from the log
         engine(b, server, parallel=False).pull()
         same_models(a, b)
@@ -320,8 +321,7 @@ def test_following_stops_when_pulled_events_do_not_append(
         append_events(a, "00000000-0000-4000-8000-00000000ffff", 1, "local")  # pending
         a.refresh()
         opened = a.log.opened
-        SyncEngine(a.store, a.log, server, a.store_id, a.refresh, page_size=50,
-                   follower=follower).pull()
+        following(a, server).pull()
         # With an event pending, pulled ones sort before it: the projector caught
         # up from the log instead (a rebuild, since the order changed).
         assert a.log.opened > opened
@@ -337,16 +337,12 @@ def test_a_large_pull_of_events_with_known_keys_is_caught_up_from_the_log(
     if ran_in_a_fresh_process(request):
         return
     with joiner(client, tmp_path / "a") as a, joiner(client, tmp_path / "b") as b:
-        follower = a.pull_follower()
-        assert follower is not None
-        SyncEngine(a.store, a.log, server, a.store_id, a.refresh, page_size=50,
-                   follower=follower).pull()
+        following(a, server).pull()
         for i in range(40):
             append_events(client, f"00000000-0000-4000-8000-{i:012x}", 5, f"c{i}-")
         SyncEngine(client.store, client.log, server, client.store_id, lambda: None).push()
         opened = a.log.opened
-        second = SyncEngine(a.store, a.log, server, a.store_id, a.refresh, page_size=50,
-                            group_records=100, follower=a.pull_follower())
+        second = following(a, server, group_records=100)
         assert second.pull() == 200
         assert a.log.opened - opened == 200  # read back from the log by the catch-up
         engine(b, server, parallel=False).pull()
