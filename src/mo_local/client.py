@@ -14,7 +14,7 @@ import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict
+from typing import Final, TypedDict
 
 from mo_local import __version__
 from mo_local.app.achievement import GoalAchievement, utc_now
@@ -41,10 +41,11 @@ from mo_local.crypto.vault import (
     unlock_with_recovery_key,
 )
 from mo_local.derived.projector import Projector
+from mo_local.derived.readmodel import AggregateState
 from mo_local.domain.errors import DomainError, NotFound
 from mo_local.domain.values import new_id
 from mo_local.eventlog import EncryptedLog
-from mo_local.repository import EncryptedRepository
+from mo_local.repository import EncryptedRepository, KnownState
 from mo_local.store.errors import StoreError
 from mo_local.store.eventstore import EventStore
 from mo_local.store.records import NewEvent
@@ -598,6 +599,10 @@ def _sync_checks(store: EventStore) -> list[Check]:
     return checks
 
 
+# What the read model says of an aggregate it holds no event of.
+_NO_EVENTS: Final = AggregateState("", None, 0)
+
+
 class _Session:
     """The unlocked working set: application layer, derived state, achievement process.
 
@@ -613,7 +618,9 @@ class _Session:
     def __init__(self, log: EncryptedLog, store_id: str, *, rebuild: bool = False):
         self.log = log
         self.store = log.store
-        self.repository = EncryptedRepository(log, keep_written=True)
+        self.repository = EncryptedRepository(
+            log, keep_written=True, state_source=self._known_state
+        )
         self.handler = CommandHandler(self.repository)
         self.projector = Projector(log.store, log, log.vault, store_id)
         # Events applied while opening (all of them when asked to rebuild).
@@ -658,7 +665,24 @@ class _Session:
         """True iff the read model has folded every event in the store right now."""
         if self._current_at is not None and self._current_at == self.store.changes():
             return True
-        return self.projector.covers_all()
+        if self.projector.covers_all():
+            self._current_at = self.store.changes()
+            return True
+        return False
+
+    def _known_state(self, aggregate_id: str) -> KnownState | None:
+        """The command side's aggregate from the read model, while it covers every event.
+
+        The model folds each aggregate's events with the reducers the command side
+        uses, in effective order — the aggregate's version order, as devices push
+        in commit order after pulling and rebases keep that order. Were a server or
+        a device ever to deliver one aggregate's events out of version order,
+        commands would decide on the state the user is shown.
+        """
+        if self._current_at is None or self._current_at != self.store.changes():
+            return None
+        known = self.projector.model.state(aggregate_id)
+        return _NO_EVENTS if known is None else known
 
     def _fold(self, was_current: bool) -> None:
         """Bring the read model up to date after the handler committed its writes."""

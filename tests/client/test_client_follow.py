@@ -19,7 +19,9 @@ from mo_local.app.queries import ListGoals, ListProjects
 from mo_local.client import Client
 from mo_local.crypto.kdf import MINIMUM_KDF
 from mo_local.derived.projector import Projector
-from mo_local.domain.errors import ConcurrencyError
+from mo_local.domain.errors import ConcurrencyError, NotFound
+from mo_local.domain.events import GOAL, PROJECT
+from mo_local.repository import EncryptedRepository
 from mo_local.store.errors import StoreError
 from mo_local.store.records import NewEvent
 
@@ -212,14 +214,15 @@ def test_writes_that_bypass_the_session_make_it_catch_up_instead(tmp_path: Path)
             )
         opened = ours.log.opened
         ours.execute(c.RefineGoal(**base(ours, mine), summary="Mine, refined"))
-        # The pulled events sort before ours (synced first): the session rebuilt from
-        # the log (INV-011) instead of following.
-        assert ours.log.opened - opened == 4
+        # The model no longer covered every event, so the command read its goal from
+        # the log (1 event); the pulled events sort before ours (synced first), so the
+        # session then rebuilt from the log (INV-011: 4 events) instead of following.
+        assert ours.log.opened - opened == 1 + 4
         assert ours.goal(remote).summary == "From the other device, v2"
         assert ours.goal(mine).summary == "Mine, refined"
         assert_model_matches_log(ours)
-        # Caught up again: the next command follows (on an aggregate whose events the
-        # repository holds decoded, so that loading it decrypts nothing either).
+        # Caught up again: the next command takes its goal from the model and follows,
+        # decrypting nothing.
         opened = ours.log.opened
         ours.execute(c.RefineGoal(**base(ours, mine), summary="Mine, edited again"))
         assert ours.log.opened == opened
@@ -276,3 +279,42 @@ def test_an_edit_is_one_short_transaction_and_nothing_is_read_back(client: Clien
     # duplicate-id check is the UNIQUE constraint, and the model follows in memory.
     assert verbs == ["BEGIN", "SELECT", "INSERT", "COMMIT"]
     assert client.goal(goal).summary == "Traced"
+
+
+def test_commands_take_their_aggregate_from_a_current_model(tmp_path: Path) -> None:
+    """Opened from its cache, a client decides on the model's states: nothing decrypted.
+
+    The states are the log's fold (a repository without the model agrees), the
+    versions are the log's (a stale one is refused), and a project id given as a
+    goal is unknown, exactly as when the log is read.
+    """
+    home = tmp_path / "home"
+    client, _ = Client.create(home, PASSPHRASE, MINIMUM_KDF)
+    goal = create_goal(client, "Run")
+    project = create_project(client, "Shoes", goal)
+    for summary in ("Run far", "Run farther"):
+        client.execute(c.RefineGoal(**base(client, goal), summary=summary))
+    client.close()
+
+    client = Client.open(home)
+    try:
+        client.unlock(PASSPHRASE)
+        assert client.log.opened == 0  # the cache had it all
+        with pytest.raises(ConcurrencyError):
+            client.execute(c.RefineGoal(**client.command_base(2, None, goal), summary="Stale"))
+        client.execute(c.RefineGoal(**client.command_base(3, None, goal), summary="Run on"))
+        with pytest.raises(NotFound):
+            client.execute(c.RefineGoal(**base(client, project), summary="Not a goal"))
+        client.execute(c.TransitionProjectStatus(**base(client, project), status="completed"))
+        assert client.log.opened == 0
+        assert client.goal(goal).summary == "Run on"
+        assert client.goal(goal).achieved  # its one linked project is complete
+        fresh = EncryptedRepository(client.log)  # folds the log, no model
+        model = client.session.projector.model
+        for aggregate_type, aggregate_id in ((GOAL, goal), (PROJECT, project)):
+            known = model.state(aggregate_id)
+            assert known is not None
+            assert fresh.load_state(aggregate_type, aggregate_id) == (known.state, known.version)
+        assert_model_matches_log(client)
+    finally:
+        client.close()

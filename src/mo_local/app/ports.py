@@ -48,8 +48,10 @@ class EventLog(Protocol):
         """The aggregate's state, folded totally from its events (None if it has none
         or none applies), and its version: the number of its events, skipped ones too.
 
-        Exactly `fold(aggregate_type, load(...))`; an implementation may keep it
-        folded between calls.
+        `fold(aggregate_type, load(...))`; an implementation may keep it folded
+        between calls, or take it from a read model that has folded every event with
+        the same reducers (each aggregate's events in effective order, which is its
+        version order whenever devices follow the protocol).
         """
         ...
 

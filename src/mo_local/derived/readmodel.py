@@ -57,7 +57,7 @@ class Entry:
         self.view: GoalView | ProjectView | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AggregateState:
     """What the command side needs of one aggregate: its type, state and version."""
 
