@@ -233,18 +233,28 @@ def best_of(repeat: int, run: Callable[[], float]) -> float:
     return max(run() for _ in range(repeat))
 
 
-def best_commands(repeat: int, commands: int, run: Callable[[], float]) -> tuple[float, float]:
-    """The highest commands/s of `repeat` runs, and the least CPU µs per command.
+def alternating_commands(
+    repeat: int, commands: int, ours: Callable[[int], float], baseline: Callable[[int], float]
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(highest commands/s, least CPU µs per command) of each side over `repeat` runs.
 
-    CPU time (this process, all threads) leaves out the waits for the disk, so it
-    compares the two sides even while other work on the machine disturbs the rates.
+    The two sides take turns (ours, baseline, ours, …) so that a slower or faster
+    spell of this shared machine falls on both. CPU time (this process, all
+    threads) leaves out the waits for the disk, so it compares the two sides even
+    while other work on the machine disturbs the rates.
     """
-    rates, cpus = [], []
-    for _ in range(repeat):
-        start = time.process_time()
-        rates.append(run())
-        cpus.append((time.process_time() - start) / commands * 1e6)
-    return max(rates), min(cpus)
+    ours_runs: list[tuple[float, float]] = []
+    base_runs: list[tuple[float, float]] = []
+    for run in range(repeat):
+        for side, runs in ((ours, ours_runs), (baseline, base_runs)):
+            start = time.process_time()
+            rate = side(run)
+            runs.append((rate, (time.process_time() - start) / commands * 1e6))
+
+    def best(runs: list[tuple[float, float]]) -> tuple[float, float]:
+        return max(rate for rate, _ in runs), min(cpu for _, cpu in runs)
+
+    return best(ours_runs), best(base_runs)
 
 
 def quickest(repeat: int, run: Callable[[], tuple[float, float, int]]) -> tuple[float, float, int]:
@@ -267,14 +277,11 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        runs = iter(range(2 * repeat))
-        ours_cmd, ours_cpu = best_commands(
-            repeat, args.commands, lambda: ours_commands(tmp / f"ours-{next(runs)}", args.commands)
-        )
-        base_cmd, base_cpu = best_commands(
+        (ours_cmd, ours_cpu), (base_cmd, base_cpu) = alternating_commands(
             repeat,
             args.commands,
-            lambda: baseline_commands(tmp / f"base-{next(runs)}", args.commands),
+            lambda run: ours_commands(tmp / f"ours-{run}", args.commands),
+            lambda run: baseline_commands(tmp / f"base-{run}", args.commands),
         )
         home = tmp / "big-home"
         build_store(home, args.events)
