@@ -713,9 +713,14 @@ class _Session:
         return project.goal_id if project is not None else None
 
     def reconcile(self) -> None:
-        """Settle goals whose achieved flag disagrees with their linked projects."""
+        """Settle goals whose achieved flag disagrees with their linked projects.
+
+        Only a goal that projects link to can disagree (`wanted` is None for the
+        others), so only those are looked at: opening a store with thousands of
+        goals does not check each one.
+        """
         model = self.projector.model
-        wrong = [goal_id for goal_id in model.all_goal_ids() if self._disagrees(goal_id)]
+        wrong = [goal_id for goal_id in model.linked_goal_ids() if self._disagrees(goal_id)]
         if wrong:
             # Caught up from the log as before: this runs once per unlock or sync.
             self._current_at = None

@@ -232,6 +232,14 @@ class ReadModel:
                 result.append((project_id, project.status.value, project.archived))
         return result
 
+    def linked_goal_ids(self) -> list[str]:
+        """Ids of the goals at least one project links to (archived ones too), sorted.
+
+        The only goals whose achievement their projects decide: a start-up
+        reconciliation need not look at the others.
+        """
+        return sorted(goal_id for goal_id in self._links if self.goal_state(goal_id) is not None)
+
     def all_goal_ids(self) -> list[str]:
         """Ids of every goal (archived included), sorted."""
         return sorted(
