@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -18,7 +19,8 @@ from mo_local.app.queries import (
     Search,
 )
 from mo_local.domain.errors import ValidationError
-from mo_local.domain.values import new_id
+from mo_local.domain.goal import Goal
+from mo_local.domain.values import Priority, Slice, TargetMonth, new_id
 
 GOAL_KEYS = ["id", "summary", "slice", "priority", "target_month", "achieved", "archived",
              "created_at", "version", "project_ids"]
@@ -121,3 +123,27 @@ def test_search_and_get_parameters() -> None:
     assert GetGoal(goal_id.upper()).id == goal_id
     with pytest.raises(ValidationError):
         GetProject("nope")
+
+
+@pytest.mark.parametrize("achieved_at", [None, "2025-02-03T04:05:06.000000Z"])
+@pytest.mark.parametrize("archived_at", [None, "2025-03-04T05:06:07.000000Z"])
+@pytest.mark.parametrize("month", [TargetMonth(2000, 1), TargetMonth(2031, 12)])
+def test_goal_views_built_in_one_go_equal_the_constructed_ones(
+    achieved_at: str | None, archived_at: str | None, month: TargetMonth
+) -> None:
+    goal = Goal(new_id(), "  padded summary ", Slice.FAMILY, Priority.MAYBE, month,
+                "2025-01-02T03:04:05.000000Z", achieved_at, archived_at)
+    for project_ids in ((), ("p1", "p2")):
+        built = GoalView.of(goal, 7, project_ids)
+        constructed = GoalView(
+            id=goal.id, summary=goal.summary, slice=goal.slice.value,
+            priority=goal.priority.value, target_month=str(month),
+            achieved=achieved_at is not None, archived=archived_at is not None,
+            created_at=goal.created_at, version=7, project_ids=project_ids,
+        )
+        assert built == constructed
+        assert hash(built) == hash(constructed)
+        assert built.to_json() == constructed.to_json()
+        assert type(built.project_ids) is tuple
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            built.summary = "changed"  # type: ignore[misc]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -32,6 +33,7 @@ from mo_local.domain.events import (
     ProjectArchived,
     ProjectMilestoneArchived,
 )
+from mo_local.domain.goal import Goal
 from mo_local.store.records import Cursor
 
 
@@ -78,6 +80,15 @@ def test_snapshot_round_trip_keeps_every_state_version_and_conflict(env: Env) ->
     assert restored.linked_projects(model.all_goal_ids()[0]) == model.linked_projects(
         model.all_goal_ids()[0]
     )
+    # Goals are restored without their __init__: each is what the constructor makes.
+    goals = [entry.state for _, entry in restored.entries() if isinstance(entry.state, Goal)]
+    assert goals
+    for goal in goals:
+        constructed = Goal(**{f.name: getattr(goal, f.name) for f in dataclasses.fields(Goal)})
+        assert vars(goal) == vars(constructed) and goal == constructed
+        assert hash(goal) == hash(constructed)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            goal.summary = "changed"  # type: ignore[misc]
 
 
 @pytest.mark.parametrize(
