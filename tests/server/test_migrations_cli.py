@@ -8,11 +8,14 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from mo_local.server.migrate import current_revision, head_revision, upgrade
+from mo_local.server.database import Database
+from mo_local.server.migrate import _config, current_revision, head_revision, upgrade
 from mo_local.server.schema import metadata
 from mo_local.server.settings import sqlalchemy_url
 
@@ -25,12 +28,47 @@ def test_migrations_match_the_schema_module(database_url: str) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     engine.dispose()
     assert diff == []
-    assert current_revision(database_url) == head_revision() == "0003"
+    assert current_revision(database_url) == head_revision() == "0004"
 
 
 def test_upgrade_is_idempotent(database_url: str) -> None:
-    assert upgrade(database_url) == "0003"
-    assert upgrade(database_url) == "0003"
+    assert upgrade(database_url) == "0004"
+    assert upgrade(database_url) == "0004"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of this test alone: a SQLite file or a new PostgreSQL database."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("fresh_postgres_url")
+        return url
+    return f"sqlite:///{tmp_path / 'fresh.db'}"
+
+
+def test_migration_0004_login_attempts_downgrades_and_upgrades_again(
+    fresh_database_url: str,
+) -> None:
+    """0004 adds `login_attempts` (with its index); its downgrade drops exactly that."""
+    assert upgrade(fresh_database_url) == "0004"
+    database = Database(fresh_database_url)
+    try:
+        with database.write() as conn:
+            tables = set(inspect(conn).get_table_names())
+            assert {"accounts", "sessions", "stores", "records", "login_attempts"} <= tables
+            indexes = {ix["name"] for ix in inspect(conn).get_indexes("login_attempts")}
+            assert indexes == {"ix_login_attempts_last_attempt_at"}
+            command.downgrade(_config(conn), "0003")
+            after = set(inspect(conn).get_table_names())
+            assert "login_attempts" not in after
+            assert {"accounts", "sessions", "stores", "records"} <= after
+        assert current_revision(fresh_database_url) == "0003"
+        assert upgrade(fresh_database_url) == "0004"
+        engine = create_engine(sqlalchemy_url(fresh_database_url))
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        engine.dispose()
+    finally:
+        database.dispose()
 
 
 def test_plain_postgresql_urls_use_psycopg() -> None:

@@ -1,7 +1,9 @@
-"""Several real `mo-server run` processes on one database (INV-009, cross-process long-poll)."""
+"""Several real `mo-server run` processes on one database (INV-009, cross-process long-poll,
+one login throttle budget)."""
 
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
 import time
@@ -10,12 +12,26 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from sqlalchemy import select
 
-from .helpers import Api, ServerProcess, mo_server_processes, random_record, wait_until
+from mo_local.server import LoginThrottleSettings
+from mo_local.server.database import Database
+from mo_local.server.schema import login_attempts
+
+from .helpers import (
+    Api,
+    ServerProcess,
+    mo_server_processes,
+    new_email,
+    random_record,
+    wait_until,
+)
 from .test_long_poll import waiting_pulls
 
 CLIENTS = 8
 BATCHES_PER_CLIENT = 15
+# The database each `two_servers` pair shares, by the base URL of its first server.
+_DATABASE_URLS: dict[str, str] = {}
 
 
 @pytest.fixture(
@@ -31,6 +47,7 @@ def two_servers(
     else:
         url = f"sqlite:///{log_dir / 'shared.db'}"
     with mo_server_processes(url, 2, log_dir) as servers:
+        _DATABASE_URLS[servers[0].base_url] = url
         yield servers
 
 
@@ -112,3 +129,46 @@ def test_long_poll_on_one_process_wakes_for_a_push_on_another(
             response = future.result(timeout=15)
     assert response.json()["records"][0]["event_id"] == record[0]
     assert returned_at[0] - pushed_at < 1.0
+
+
+def _attempts_recorded(database_url: str, email: str) -> int | None:
+    """The shared attempt count of `email` from the loopback address (None: no row)."""
+    key = hashlib.sha256(f"{email}\x00127.0.0.1".encode()).digest()
+    database = Database(database_url)
+    try:
+        with database.snapshot() as conn:
+            found: int | None = conn.execute(
+                select(login_attempts.c.attempts).where(login_attempts.c.key_sha256 == key)
+            ).scalar_one_or_none()
+            return found
+    finally:
+        database.dispose()
+
+
+def test_wrong_passwords_alternating_between_two_processes_share_one_budget(
+    two_servers: list[ServerProcess],
+) -> None:
+    """The login throttle counts in the shared database: wrong passwords alternating
+    between two processes are refused (429) after `max_attempts` in total, where two
+    per-process throttles would have let twice as many through."""
+    budget = LoginThrottleSettings().max_attempts  # `mo-server run` uses the defaults (5)
+    database_url = _DATABASE_URLS[two_servers[0].base_url]
+    with Api(two_servers[0].base_url) as first, Api(two_servers[1].base_url) as second:
+        email = new_email()
+        first.signup(email)
+        through = [first, second]
+        statuses = [through[n % 2].login(email, f"guess-{n}").status_code for n in range(budget)]
+        # The first `budget` attempts are let through (the last of them starts a lockout).
+        assert statuses == [401] * budget
+        # Each process saw only some of them; the one row counts them all.
+        assert _attempts_recorded(database_url, email) == budget
+        # From here every attempt locks the key for 1, 2, 4, 8… s, so a 429 comes long
+        # before the 2 * budget attempts two separate per-process budgets would allow.
+        for n in range(budget, 2 * budget):
+            response = through[n % 2].login(email, f"guess-{n}")
+            if response.status_code == 429:
+                break
+            assert response.status_code == 401, response.text
+        assert response.status_code == 429, "no lockout within twice the budget"
+        assert response.json()["code"] == "too_many_attempts"
+        assert int(response.headers["Retry-After"]) >= 1

@@ -226,7 +226,7 @@ def test_migrations_0003_and_0002_downgrade_and_upgrade_again(fresh_postgres_url
     database = Database(fresh_postgres_url)
     source = "SELECT prosrc FROM pg_proc WHERE proname = 'mo_push'"
     try:
-        assert upgrade(fresh_postgres_url) == "0003"
+        assert upgrade(fresh_postgres_url) == "0004"
         with database.write() as conn:
             assert "cardinality(p_event_ids) = 1" in conn.exec_driver_sql(source).scalar_one()
             command.downgrade(_config(conn), "0002")
@@ -235,7 +235,7 @@ def test_migrations_0003_and_0002_downgrade_and_upgrade_again(fresh_postgres_url
             assert "cardinality" not in previous
             command.downgrade(_config(conn), "0001")
             assert conn.exec_driver_sql(source).first() is None
-        assert upgrade(fresh_postgres_url) == "0003"
+        assert upgrade(fresh_postgres_url) == "0004"
         with database.snapshot() as conn:
             assert "cardinality(p_event_ids) = 1" in conn.exec_driver_sql(source).scalar_one()
     finally:

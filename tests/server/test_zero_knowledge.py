@@ -21,6 +21,8 @@ EXPECTED_COLUMNS = {
         "created_at",
     },
     "records": {"store_id", "seq", "event_id", "record", "received_at"},
+    # Login throttle state: a digest of (email, client address), counts and server times.
+    "login_attempts": {"key_sha256", "attempts", "last_attempt_at", "locked_until"},
     "alembic_version": {"version_num"},
 }
 

@@ -65,7 +65,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         accounts = Accounts(
             storage,
             PasswordVerifier(settings.password_hashing),
-            LoginThrottle(settings.login_throttle),
+            LoginThrottle(settings.login_throttle, database, clock=storage.now),
             settings.token_ttl,
         )
     context = ServerContext(

@@ -116,13 +116,13 @@ class Accounts:
     async def login(self, email: str, password: str, client: str) -> SessionGrant:
         """A new session for correct credentials; throttled; one answer for every failure."""
         email = normalize_email(email)
-        self._throttle.begin(email, client)
+        await run_in_threadpool(self._throttle.begin, email, client)
         found = await run_in_threadpool(self._storage.find_login, email)
         stored_hash = None if found is None else found.password_hash
         ok = await run_in_threadpool(self._passwords.verify, stored_hash, password)
         if found is None or stored_hash is None or not ok:
             raise InvalidCredentials()
-        self._throttle.succeeded(email, client)
+        await run_in_threadpool(self._throttle.succeeded, email, client)
         if self._passwords.needs_rehash(stored_hash):
             new_hash = await run_in_threadpool(self._passwords.hash, password)
             await run_in_threadpool(self._storage.replace_password_hash, found.account_id, new_hash)

@@ -88,3 +88,16 @@ records = Table(
     PrimaryKeyConstraint("store_id", "seq"),
     UniqueConstraint("store_id", "event_id"),
 )
+
+# Login throttle state, shared by every server process on the database. The key is the
+# SHA-256 of "email NUL client address": no email or address is stored in clear.
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    Column("key_sha256", LargeBinary(32), primary_key=True),
+    Column("attempts", BigInteger, nullable=False),
+    Column("last_attempt_at", DateTime(timezone=True), nullable=False),
+    # NULL while the key is not locked out.
+    Column("locked_until", DateTime(timezone=True), nullable=True),
+    Index(None, "last_attempt_at"),
+)

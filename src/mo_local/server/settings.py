@@ -27,7 +27,13 @@ class Limits:
 
 @dataclass(frozen=True)
 class LoginThrottleSettings:
-    """Lockout policy for login attempts per (email, client address)."""
+    """Lockout policy for login attempts per (email, client address).
+
+    The attempt state lives in the server database, shared by every server process.
+    `max_tracked_keys` bounded the former in-memory table and is no longer used: the
+    table is bounded by `forget_after_seconds` instead (expired rows are deleted), and
+    live rows are never evicted early.
+    """
 
     max_attempts: int = 5
     base_lockout_seconds: float = 1.0
