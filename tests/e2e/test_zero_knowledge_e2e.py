@@ -24,6 +24,8 @@ ALLOWED_COLUMNS = {
     "stores": {"store_id", "owner_account_id", "head", "vault_blob", "vault_revision",
                "created_at", "updated_at"},
     "records": {"store_id", "seq", "event_id", "record", "size", "received_at"},
+    # Login throttle state: a digest of (email, client address), counts, server times.
+    "login_attempts": {"key_sha256", "attempts", "last_attempt_at", "locked_until"},
 }
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sqlite3
+import threading
+import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cbor2
@@ -257,3 +260,30 @@ def test_inv015_sync_logs_carry_no_secrets(make_device: Callable[..., Device],
     secrets += [encode_bytes(r.record)[:40] for r in rows]
     for secret in secrets:
         assert secret and secret not in text
+
+
+def test_many_devices_logging_in_at_once_all_get_in(server: RunningServer) -> None:
+    """The server counts login attempts as they start and locks a key out for a
+    second after its fifth; eight devices of one account logging in together from
+    one address wait that second out instead of failing (a wrong password still
+    fails at once, see test_wrong_account_password_is_auth_rejected_without_echo)."""
+    email = new_email()
+    with Transport(server.url) as transport:
+        account = transport.signup(email, PASSWORD).account_id
+    devices = 8
+    start = threading.Barrier(devices)
+    slept: list[float] = []
+
+    def login(_: int) -> str:
+        def sleep(seconds: float) -> None:
+            slept.append(seconds)
+            time.sleep(seconds)
+
+        with Transport(server.url, sleep=sleep) as transport:
+            start.wait(timeout=30)
+            return transport.login(email, PASSWORD).account_id
+
+    with ThreadPoolExecutor(devices) as pool:
+        accounts = list(pool.map(login, range(devices)))
+    assert accounts == [account] * devices
+    assert slept and all(seconds <= 2 for seconds in slept)  # the burst was throttled

@@ -22,6 +22,7 @@ from mo_local.sync.errors import (
     VaultConflict,
 )
 from mo_local.sync.transport import (
+    LOGIN_RETRIES,
     OutgoingRecord,
     Transport,
     decode_bytes,
@@ -157,3 +158,62 @@ def test_bad_server_urls_are_refused(url: str) -> None:
 
 def test_urls_are_normalised() -> None:
     assert normalise_url(" https://sync.example.org/base/ ") == "https://sync.example.org/base"
+
+
+def answering_in_turn(answers: list[tuple[int, dict[str, str], object]],
+                      slept: list[float]) -> Transport:
+    """A server stand-in giving `answers` (status, headers, body) in turn."""
+    queue = list(answers)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        status, headers, body = queue.pop(0) if len(queue) > 1 else queue[0]
+        return httpx.Response(status, content=json.dumps(body).encode(),
+                              headers={"content-type": "application/json", **headers})
+
+    return Transport("http://sync.test/", httpx.Client(transport=httpx.MockTransport(handler)),
+                     sleep=slept.append)
+
+
+LOCKED = {"type": "about:blank", "title": "t", "status": 429, "code": "too_many_attempts"}
+ACCOUNT = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+
+
+def test_a_short_login_lockout_is_waited_out_and_retried() -> None:
+    slept: list[float] = []
+    transport = answering_in_turn([
+        (429, {"Retry-After": "1"}, LOCKED),
+        (429, {"Retry-After": "2"}, LOCKED),
+        (200, {}, {"account_id": ACCOUNT, "token": TOKEN}),
+    ], slept)
+    assert transport.login("a@example.test", "pw").account_id == ACCOUNT
+    assert slept == [1, 2]
+
+
+@pytest.mark.parametrize("retry_after", ["3", "900", None])
+def test_a_long_or_unknown_login_lockout_is_reported_at_once(retry_after: str | None) -> None:
+    slept: list[float] = []
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    transport = answering_in_turn([(429, headers, LOCKED)], slept)
+    with pytest.raises(RemoteRefused) as info:
+        transport.login("a@example.test", "pw")
+    assert slept == []
+    assert info.value.status == 429 and info.value.problem_code == "too_many_attempts"
+    if retry_after is None:
+        assert info.value.retry_after is None and "try again" not in str(info.value)
+    else:
+        assert info.value.retry_after == int(retry_after)
+        assert f"try again in {retry_after} s" in str(info.value)
+
+
+def test_login_retries_are_bounded_and_wrong_passwords_never_retried() -> None:
+    slept: list[float] = []
+    transport = answering_in_turn([(429, {"Retry-After": "1"}, LOCKED)], slept)
+    with pytest.raises(RemoteRefused):
+        transport.login("a@example.test", "pw")
+    assert slept == [1] * LOGIN_RETRIES
+    slept.clear()
+    wrong = {"type": "about:blank", "title": "t", "status": 401, "code": "invalid_credentials"}
+    transport = answering_in_turn([(401, {}, wrong)], slept)
+    with pytest.raises(AuthRejected):
+        transport.login("a@example.test", "pw")
+    assert slept == []

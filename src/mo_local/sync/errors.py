@@ -36,10 +36,16 @@ class RemoteRefused(SyncError):
     exit_code = REMOTE_EXIT
     code = "remote_refused"
 
-    def __init__(self, status: int, problem_code: str, detail: str = "") -> None:
+    def __init__(
+        self, status: int, problem_code: str, detail: str = "", *, retry_after: int | None = None
+    ) -> None:
         self.status = status
         self.problem_code = problem_code
+        # Seconds the server asked to wait (its Retry-After), if it said.
+        self.retry_after = retry_after
         text = f"the sync server refused the request ({status} {problem_code})"
+        if retry_after is not None:
+            text += f"; try again in {retry_after} s"
         super().__init__(f"{text}: {detail}" if detail else text)
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -178,10 +179,24 @@ def _list(value: object, key: str) -> list[object]:
 # -- the transport --------------------------------------------------------------------
 
 
+# A login refused as "too many attempts" with a wait this short is a burst of the
+# user's own devices logging in at once (the server counts attempts as they start);
+# it is retried after the wait, a few times. Longer lockouts are reported at once.
+SHORT_LOCKOUT_SECONDS = 2
+LOGIN_RETRIES = 3
+
+
 class Transport:
     """Typed calls of the sync API on one server; holds the session token once logged in."""
 
-    def __init__(self, url: str, http: httpx.Client | None = None, token: str | None = None):
+    def __init__(
+        self,
+        url: str,
+        http: httpx.Client | None = None,
+        token: str | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         import httpx
 
         self.url = normalise_url(url)
@@ -193,6 +208,7 @@ class Transport:
             )
         )
         self._token = token
+        self._sleep = sleep
 
     def __repr__(self) -> str:
         state = "authenticated" if self._token else "anonymous"
@@ -257,7 +273,7 @@ class Transport:
         except ValueError:
             document = None
         if response.status_code >= 400:
-            raise _problem(response.status_code, document)
+            raise _problem(response.status_code, document, response.headers.get("Retry-After"))
         return response.status_code, document
 
     # -- accounts ----------------------------------------------------------------
@@ -270,11 +286,27 @@ class Transport:
         return self._session(doc)
 
     def login(self, email: str, password: str) -> AuthSession:
-        """Log in; the session's token is kept for later calls."""
-        _, doc = self._request(
-            "POST", "/v1/auth/login", body={"email": email, "password": password}, auth=False
-        )
-        return self._session(doc)
+        """Log in; the session's token is kept for later calls.
+
+        A short lockout (`SHORT_LOCKOUT_SECONDS` or less: several devices of the
+        account logging in from one address at once) is waited out and the login
+        retried, at most `LOGIN_RETRIES` times; a wrong password is never retried.
+        """
+        for retries_left in range(LOGIN_RETRIES, -1, -1):
+            try:
+                _, doc = self._request(
+                    "POST", "/v1/auth/login", body={"email": email, "password": password},
+                    auth=False,
+                )
+            except RemoteRefused as exc:
+                wait = exc.retry_after
+                if (exc.status != 429 or wait is None or wait > SHORT_LOCKOUT_SECONDS
+                        or not retries_left):
+                    raise
+                self._sleep(wait)
+                continue
+            return self._session(doc)
+        raise AssertionError("unreachable: the last try returns or raises")
 
     def _session(self, doc: object) -> AuthSession:
         obj = _object(doc)
@@ -397,7 +429,7 @@ def normalise_url(url: str) -> str:
     return str(parsed.copy_with(query=None, fragment=None)).rstrip("/")
 
 
-def _problem(status: int, document: object) -> Exception:
+def _problem(status: int, document: object, retry_after: str | None = None) -> Exception:
     obj = document if isinstance(document, dict) else {}
     code = obj.get("code")
     code = code if isinstance(code, str) else f"http_{status}"
@@ -412,4 +444,5 @@ def _problem(status: int, document: object) -> Exception:
         revision = obj.get("revision")
         return VaultConflict(revision if type(revision) is int else None)
     # The problem's free-text detail is not shown: a validation problem may echo input.
-    return RemoteRefused(status, code)
+    wait = retry_after.strip() if retry_after is not None else ""
+    return RemoteRefused(status, code, retry_after=int(wait) if wait.isdigit() else None)
