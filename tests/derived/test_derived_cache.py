@@ -22,9 +22,11 @@ from derived_helpers import (
     project_created,
 )
 
+from mo_local.app.queries import ListGoals
 from mo_local.crypto import cbor
 from mo_local.crypto.errors import AuthenticationFailed, CryptoError, EncodingError
 from mo_local.derived import cache
+from mo_local.derived.readmodel import ReadModel
 from mo_local.derived.snapshot import SnapshotError, decode_snapshot, encode_snapshot
 from mo_local.domain.events import (
     GoalAchieved,
@@ -34,7 +36,9 @@ from mo_local.domain.events import (
     ProjectMilestoneArchived,
 )
 from mo_local.domain.goal import Goal
-from mo_local.store.records import Cursor
+from mo_local.domain.values import Priority, TargetMonth
+from mo_local.eventlog import OpenedEvent
+from mo_local.store.records import Cursor, StoredEvent
 
 
 @pytest.fixture
@@ -186,3 +190,29 @@ def test_cache_cannot_be_opened_after_lock(env: Env) -> None:
     env.vault.lock()
     with pytest.raises(CryptoError):
         cache.load(env.store, env.vault, env.store_id)
+
+
+def test_the_cache_lists_goals_in_list_order_whatever_order_they_were_folded_in() -> None:
+    """Goals are written in list order: the bytes do not depend on the fold order,
+    and a restored model holds its goals in the order its first list shows them."""
+    events = [
+        goal_created(f"goal {i}", priority=priority, month=TargetMonth(2027, 1 + i % 12),
+                     at=f"2025-01-{1 + i % 28:02d}T00:00:00.000000Z")
+        for i, priority in enumerate([Priority.MAYBE, Priority.MUST, Priority.SHOULD] * 7)
+    ]
+    models = []
+    for order in (events, list(reversed(events))):
+        model = ReadModel()
+        for seq, event in enumerate(order, start=1):
+            stored = StoredEvent(seq, seq, new_id(), "event", "goal", event.aggregate_id, 1,
+                                 "key", b"")
+            model.apply(OpenedEvent(stored, envelope(event)))
+        models.append(model)
+    first, second = (encode_snapshot(model) for model in models)
+    assert first == second
+    restored = decode_snapshot(first)
+    listed = [view.id for view in restored.list_goals(ListGoals(include_archived=True))]
+    held = [aggregate_id for aggregate_id, entry in restored.entries()
+            if isinstance(entry.state, Goal)]
+    assert held == listed and len(listed) == len(events)
+    assert listed == [view.id for view in models[0].list_goals(ListGoals(include_archived=True))]

@@ -232,6 +232,19 @@ class ReadModel:
                 result.append((project_id, project.status.value, project.archived))
         return result
 
+    def goals_in_list_order(self) -> list[tuple[Goal, Entry]]:
+        """Every goal (archived ones too) with its entry, in list order.
+
+        The cache stores goals this way, so that a model restored from it holds
+        them in that order and its first list sorts already sorted goals.
+        """
+        goals = [
+            (state, entry) for entry in self._entries.values()
+            if isinstance(state := entry.state, Goal)
+        ]
+        goals.sort(key=_goal_order)
+        return goals
+
     def linked_goal_ids(self) -> list[str]:
         """Ids of the goals at least one project links to (archived ones too), sorted.
 

@@ -71,15 +71,19 @@ def _project_row(project: Project, version: int) -> list[object]:
 
 
 def encode_snapshot(model: ReadModel) -> bytes:
-    """Canonical CBOR of the model's states, versions and conflicts."""
-    goals: list[list[object]] = []
+    """Canonical CBOR of the model's states, versions and conflicts.
+
+    Goals go in list order (a restored model then lists them without reordering),
+    which also makes the bytes independent of the order the model was filled in.
+    """
+    goals = [_goal_row(goal, entry.version) for goal, entry in model.goals_in_list_order()]
     projects: list[list[object]] = []
     others: list[list[object]] = []
     for aggregate_id, entry in model.entries():
         state = entry.state
         if isinstance(state, Goal):
-            goals.append(_goal_row(state, entry.version))
-        elif isinstance(state, Project):
+            continue  # above
+        if isinstance(state, Project):
             projects.append(_project_row(state, entry.version))
         else:
             others.append([aggregate_id, entry.aggregate_type, entry.version])
