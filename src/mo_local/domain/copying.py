@@ -22,8 +22,17 @@ def evolved(state: T, **changes: object) -> T:
     if len(fields) != known:  # a name it did not have was added
         unknown = sorted(changes.keys() - state.__dict__.keys())
         raise TypeError(f"{type(state).__name__} has no field {unknown}")
-    new = object.__new__(type(state))
-    # Frozen dataclasses refuse attribute assignment; the instance dictionary is set
-    # as a whole, exactly as `object.__setattr__` in their generated __init__ would.
+    return assembled(type(state), fields)
+
+
+def assembled(cls: type[T], fields: dict[str, object]) -> T:
+    """An instance of the frozen dataclass `cls` holding exactly `fields`, without __init__.
+
+    For values already checked, built in bulk (reducers, cache decoding, list views):
+    `fields` must name every field once and nothing else, and becomes the instance
+    dictionary as it is. Frozen dataclasses refuse attribute assignment, so it is set
+    as a whole, exactly as `object.__setattr__` in their generated __init__ would.
+    """
+    new = object.__new__(cls)
     object.__setattr__(new, "__dict__", fields)
     return new
