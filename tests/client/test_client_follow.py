@@ -163,7 +163,7 @@ def test_a_commit_that_fails_leaves_the_model_as_it_was(
         conn = client.store._conn
         assert conn is not None
         conn.execute("PRAGMA defer_foreign_keys = ON")
-        conn.execute("INSERT INTO keys (key_id, aggregate_id, event_id) VALUES ('k', 'a', 'none')")
+        conn.execute("INSERT INTO sync_map (global_seq, event_id) VALUES (999999, 'none')")
         return version
 
     monkeypatch.setattr(repository, "append", append_then_break_the_commit)

@@ -91,8 +91,9 @@ def test_inv013_a_row_pointed_at_another_aggregates_key_fails(env: Env) -> None:
     first, second = two_goals(env)
     tamper(
         env,
-        "UPDATE events SET key_id = (SELECT key_id FROM keys WHERE aggregate_id = "
-        f"'{second}') WHERE aggregate_id = '{first}' AND kind = 'event' AND version = 2",
+        "UPDATE events SET key_id = (SELECT key_id FROM events WHERE kind = 'key'"
+        f" AND aggregate_id = '{second}') WHERE aggregate_id = '{first}' AND kind = 'event'"
+        " AND version = 2",
     )
     refused_on_replay(env)
 

@@ -11,6 +11,7 @@ import pytest
 from store_factories import MARKER, event, events, key_record
 
 from mo_local.store import EventStore, StoreCorrupt
+from mo_local.store.schema import SCHEMA_VERSION
 
 PAGE = 4096
 AGGREGATES = 12
@@ -130,7 +131,7 @@ def test_a_garbled_event_page_is_detected_on_read(pristine: Path, tmp_path: Path
         pytest.skip("this SQLite has no dbstat table")
     garble(path, leaves[len(leaves) // 2], random.Random(2))
     with EventStore.open(path) as store:
-        assert store.schema_version() == 1
+        assert store.schema_version() == SCHEMA_VERSION
         with pytest.raises(StoreCorrupt) as info:
             list(store.read_commit_order(batch_size=10))
     assert_corrupt_message(info.value, path)

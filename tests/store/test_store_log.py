@@ -19,6 +19,7 @@ from mo_local.store import (
     UnknownEvent,
     VersionTaken,
 )
+from mo_local.store.schema import SCHEMA_VERSION
 
 
 def test_append_then_read_round_trip(store: EventStore) -> None:
@@ -224,7 +225,7 @@ def test_meta_and_sync_state(store: EventStore) -> None:
     assert store.get_meta("store_id") == b"s-2"
     with pytest.raises(InvalidArgument):
         store.set_meta("schema_version", b"9")
-    assert store.schema_version() == 1
+    assert store.schema_version() == SCHEMA_VERSION
 
     store.set_sync_state("cursor", b"12")
     assert store.get_sync_state("cursor") == b"12"

@@ -85,7 +85,7 @@ def test_a_failed_commit_rolls_back_and_is_a_store_error(store: EventStore) -> N
         assert conn is not None
         # A foreign key checked only at COMMIT: SQLite refuses the COMMIT.
         conn.execute("PRAGMA defer_foreign_keys = ON")
-        conn.execute("INSERT INTO keys (key_id, aggregate_id, event_id) VALUES ('k', 'a', 'x')")
+        conn.execute("INSERT INTO sync_map (global_seq, event_id) VALUES (99, 'x')")
     assert not store.in_transaction
     assert store.count_events() == 0
     store.append("g1", 0, [event("g1", 1)])

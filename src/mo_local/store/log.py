@@ -30,19 +30,24 @@ from mo_local.store.records import (
 )
 
 _FROM_EVENTS = " FROM events e LEFT JOIN sync_map m ON m.event_id = e.event_id"
-_ALL_KEY_RECORDS = (
-    select_events() + _FROM_EVENTS
-    + " WHERE e.kind = 'key' AND e.commit_seq > :after ORDER BY e.commit_seq LIMIT :limit"
+# Key records are the rows of kind 'key'. Every query of them says `kind = 'key'`
+# literally: that is what lets SQLite use the partial indexes events_key_ids
+# (key_id) and events_key_aggregates (aggregate_id).
+_KEY_RECORD_SEQS = "SELECT commit_seq FROM events WHERE kind = 'key'"
+_KEY_RECORDS_BY_SEQ = (
+    select_events() + " FROM json_each(?) j CROSS JOIN events e ON e.commit_seq = j.value"
+    " LEFT JOIN sync_map m ON m.event_id = e.event_id WHERE e.kind = 'key'"
 )
 _AGGREGATE_KEY_RECORDS = (
-    select_events() + " FROM keys k CROSS JOIN events e ON e.event_id = k.event_id"
-    " LEFT JOIN sync_map m ON m.event_id = e.event_id"
-    " WHERE k.aggregate_id = :aggregate_id AND e.commit_seq > :after"
+    select_events() + _FROM_EVENTS
+    + " WHERE e.aggregate_id = :aggregate_id AND e.kind = 'key' AND e.commit_seq > :after"
     " ORDER BY e.commit_seq LIMIT :limit"
 )
-_KEY_RECORD_BY_KEY_ID = (
-    select_events() + " FROM keys k CROSS JOIN events e ON e.event_id = k.event_id"
-    " LEFT JOIN sync_map m ON m.event_id = e.event_id WHERE k.key_id = ?"
+_KEY_RECORD_BY_KEY_ID = select_events() + _FROM_EVENTS + " WHERE e.kind = 'key' AND e.key_id = ?"
+_KEY_ID_TAKEN = "SELECT 1 FROM events WHERE kind = 'key' AND key_id = ?"
+_KEY_IDS_TAKEN = (
+    "SELECT e.key_id FROM json_each(?) j CROSS JOIN events e"
+    " ON e.key_id = j.value AND e.kind = 'key'"
 )
 _INSERT_EVENT = (
     "INSERT INTO events (event_id, kind, aggregate_type, aggregate_id, version, key_id, record)"
@@ -96,6 +101,10 @@ def _event_exists(conn: sqlite3.Connection, event_id: str) -> bool:
     return row is not None
 
 
+def _key_id_taken(conn: sqlite3.Connection, key_id: str) -> bool:
+    return conn.execute(_KEY_ID_TAKEN, (key_id,)).fetchone() is not None
+
+
 def _version_holder(conn: sqlite3.Connection, aggregate_id: str, version: int) -> str | None:
     row = conn.execute(
         "SELECT event_id FROM events WHERE aggregate_id = ? AND version = ? AND kind = 'event'",
@@ -106,10 +115,8 @@ def _version_holder(conn: sqlite3.Connection, aggregate_id: str, version: int) -
 
 def _insert(conn: sqlite3.Connection, event: NewEvent) -> int:
     """Insert one row; the caller has checked that its event id is new."""
-    if event.kind == KIND_KEY:
-        taken = conn.execute("SELECT 1 FROM keys WHERE key_id = ?", (event.key_id,)).fetchone()
-        if taken is not None:
-            raise StoreError(f"key id {event.key_id} is already registered")
+    if event.kind == KIND_KEY and _key_id_taken(conn, event.key_id):
+        raise StoreError(f"key id {event.key_id} is already registered")
     cursor = conn.execute(
         _INSERT_EVENT,
         (
@@ -125,11 +132,6 @@ def _insert(conn: sqlite3.Connection, event: NewEvent) -> int:
     commit_seq = cursor.lastrowid
     if commit_seq is None:
         raise StoreError("the database did not report a commit sequence")
-    if event.kind == KIND_KEY:
-        conn.execute(
-            "INSERT INTO keys (key_id, aggregate_id, event_id) VALUES (?, ?, ?)",
-            (event.key_id, event.aggregate_id, event.event_id),
-        )
     return commit_seq
 
 
@@ -157,7 +159,8 @@ def append(
 
     An event id already in the log is found by its UNIQUE constraint as the row
     goes in (no query of its own: appends carry fresh random ids), and named as
-    DuplicateEvent like before, for the first such row of the batch. Rows inserted
+    DuplicateEvent like before, for the first such row of the batch; a key id
+    already registered likewise, by the unique index events_key_ids. Rows inserted
     before the failing one are left to the caller's transaction to roll back (the
     `EventStore.append` savepoint, or the unit it joined).
     """
@@ -190,21 +193,11 @@ def append(
         except sqlite3.IntegrityError:
             if _event_exists(conn, event.event_id):
                 raise DuplicateEvent(event.event_id) from None
+            if event.kind == KIND_KEY and _key_id_taken(conn, event.key_id):
+                raise StoreError(f"key id {event.key_id} is already registered") from None
             raise
         if commit_seq is None:
             raise StoreError("the database did not report a commit sequence")
-        if event.kind == KIND_KEY:
-            try:
-                execute(
-                    "INSERT INTO keys (key_id, aggregate_id, event_id) VALUES (?, ?, ?)",
-                    (event.key_id, event.aggregate_id, event.event_id),
-                )
-            except sqlite3.IntegrityError:
-                if conn.execute(
-                    "SELECT 1 FROM keys WHERE key_id = ?", (event.key_id,)
-                ).fetchone() is not None:
-                    raise StoreError(f"key id {event.key_id} is already registered") from None
-                raise
         seqs.append(commit_seq)
     return seqs
 
@@ -328,12 +321,36 @@ def read_pending(
     return paginate(conn, sql, {}, after, lambda e: e.commit_seq, batch_size)
 
 
+def _all_key_records(conn: sqlite3.Connection, batch_size: int) -> Iterator[StoredEvent]:
+    # No index lists key records in commit order, and walking the log by commit seq
+    # would read every event. Their commit seqs come from one of the small partial
+    # indexes instead (rowids only, no row is read), sorted here, and each page of
+    # rows is fetched by seq. A key record committed while the caller iterates has
+    # a seq above all of these (seqs only grow): the next round finds it.
+    check_batch_size(batch_size)
+    done = 0
+    while True:
+        seqs = sorted(seq for (seq,) in conn.execute(_KEY_RECORD_SEQS) if seq > done)
+        if not seqs:
+            return
+        for start in range(0, len(seqs), batch_size):
+            page = json.dumps(seqs[start:start + batch_size])
+            rows = conn.execute(_KEY_RECORDS_BY_SEQ, (page,)).fetchall()
+            events = sorted((stored_event(row) for row in rows), key=_commit_seq)
+            yield from events
+        done = seqs[-1]
+
+
+def _commit_seq(event: StoredEvent) -> int:
+    return event.commit_seq
+
+
 def key_records(
     conn: sqlite3.Connection, aggregate_id: str | None, batch_size: int
 ) -> Iterator[StoredEvent]:
     """Key records (all, or one aggregate's) in commit order."""
     if aggregate_id is None:
-        return paginate(conn, _ALL_KEY_RECORDS, {}, 0, lambda e: e.commit_seq, batch_size)
+        return _all_key_records(conn, batch_size)
     return paginate(
         conn,
         _AGGREGATE_KEY_RECORDS,
@@ -400,7 +417,8 @@ def insert_remote_many(conn: sqlite3.Connection, rows: Sequence[tuple[NewEvent, 
     """`insert_remote` for each (event, global seq) in order, with one query per check.
 
     Returns the commit seqs given to the rows, in order: one statement inserts them,
-    and AUTOINCREMENT hands out consecutive values above every seq used before.
+    and SQLite gives each new row the highest rowid so far plus one, so the rows get
+    consecutive seqs above every seq used before (no event row is ever deleted).
     """
     if not rows:
         return range(0)
@@ -426,15 +444,14 @@ def insert_remote_many(conn: sqlite3.Connection, rows: Sequence[tuple[NewEvent, 
             (json.dumps(versions),),
         )
     } if versions else set()
-    taken = _present(
-        conn, "SELECT k.key_id FROM json_each(?) j CROSS JOIN keys k ON k.key_id = j.value", keys
-    ) if keys else set()
+    taken = _present(conn, _KEY_IDS_TAKEN, keys) if keys else set()
     if (
         existing or mapped or held or taken or min(seqs) < 1
         or len(set(ids)) < len(ids) or len(set(seqs)) < len(seqs)
         or len(set(versions)) < len(versions) or len(set(keys)) < len(keys)
     ):
         _refuse_first(rows, existing, mapped, held, taken)
+    before = int(conn.execute("SELECT COALESCE(MAX(commit_seq), 0) FROM events").fetchone()[0])
     conn.executemany(
         _INSERT_EVENT,
         [
@@ -442,13 +459,10 @@ def insert_remote_many(conn: sqlite3.Connection, rows: Sequence[tuple[NewEvent, 
             for e, _ in rows
         ],
     )
-    # Read before the triggers of the inserts below move it.
+    # Read before the sync_map inserts below move it (their rowid is the global seq).
     last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
-    if keys:
-        conn.executemany(
-            "INSERT INTO keys (key_id, aggregate_id, event_id) VALUES (?, ?, ?)",
-            [(e.key_id, e.aggregate_id, e.event_id) for e, _ in rows if e.kind == KIND_KEY],
-        )
+    if last != before + len(rows):
+        raise StoreError("the database did not hand out consecutive commit sequences")
     conn.executemany("INSERT INTO sync_map (event_id, global_seq) VALUES (?, ?)",
                      zip(ids, seqs, strict=True))
     return range(last - len(rows) + 1, last + 1)

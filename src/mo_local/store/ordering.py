@@ -2,9 +2,10 @@
 
 Effective order = synced events by global sequence, then pending events by commit
 sequence. A cursor (G, C) names the applied set A = {global_seq <= G} ∪
-{commit_seq <= C}. Every query here walks an index from a bound and stops early:
-the `sync_map.global_seq` index, the `pending` table or the events rowid. SQLite
-keeps the left table of a CROSS JOIN as the outer loop, which pins those plans.
+{commit_seq <= C}. Every query here walks a b-tree from a bound and stops early:
+the `sync_map` table (its rowid is the global seq), the `pending` table or the
+events rowid. SQLite keeps the left table of a CROSS JOIN as the outer loop, which
+pins those plans.
 """
 
 from __future__ import annotations
