@@ -146,6 +146,20 @@ def decode_bytes(text: object) -> bytes:
         raise _malformed("bytes field is not base64url") from exc
 
 
+def _pulled_record(entry: object) -> PulledRecord:
+    """One record of a pull page (the checks of `_object`, `_int` and `_str`, inlined:
+    this runs once per pulled record)."""
+    if not isinstance(entry, dict):
+        raise _malformed("expected a JSON object")
+    seq = entry.get("seq")
+    if type(seq) is not int or seq < 0:
+        raise _malformed("field 'seq' is not a non-negative integer")
+    event_id = entry.get("event_id")
+    if not isinstance(event_id, str):
+        raise _malformed("field 'event_id' is not a string")
+    return PulledRecord(seq, event_id, decode_bytes(entry.get("record")))
+
+
 def _malformed(what: str) -> RemoteRefused:
     return RemoteRefused(200, "malformed_response", what)
 
@@ -405,12 +419,7 @@ class Transport:
             timeout = httpx.Timeout(wait + LONG_POLL_SLACK_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)
         _, doc = self._request("GET", f"/v1/stores/{store_id}/pull", params=params, timeout=timeout)
         obj = _object(doc)
-        records = tuple(
-            PulledRecord(
-                _int(entry, "seq"), _str(entry, "event_id"), decode_bytes(entry.get("record"))
-            )
-            for entry in map(_object, _list(obj.get("records"), "records"))
-        )
+        records = tuple(map(_pulled_record, _list(obj.get("records"), "records")))
         has_more = obj.get("has_more")
         if not isinstance(has_more, bool):
             raise _malformed("field 'has_more' is not a boolean")

@@ -13,15 +13,17 @@ model back at the end (`finish`), so the parent neither decodes nor folds them.
 
 A verdict is a hint the parent may rely on, never a requirement: for every
 record the child answers either the header it authenticated together with the
-opened payload, or None — "check it yourself" — for key records (the parent
-installs DEKs itself), for records whose key the child has not seen, and for
-anything that failed. Whenever the child does not answer in time, answers
-something malformed, or the pipe breaks, the verifier stops and the parent
-authenticates everything itself, exactly as without it. A record that fails
-authentication is therefore always reported by the parent, at its position.
+opened payload (for a key record: the DEK it unwrapped, which the parent installs
+without unwrapping it again), or None — "check it yourself" — for records whose
+key the child has not seen, and for anything that failed. Whenever the child
+does not answer in time, answers something malformed, or the pipe breaks, the
+verifier stops and the parent authenticates everything itself, exactly as
+without it. A record that fails authentication is therefore always reported by
+the parent, at its position.
 
 The child is a fork of this process: it holds the same keys already, reads only
-the pipe, writes plaintext payloads only to the parent through the other pipe
+the pipe, writes plaintext payloads and unwrapped DEKs only to the parent through
+the other pipe
 (never to a file), touches neither SQLite nor the network, and ends with
 `os._exit`. Forking is done only on Linux, in a single-threaded process (like
 derived/parallel.py); the engine starts the verifier before its fetch thread.
@@ -35,6 +37,7 @@ import gc
 import logging
 import os
 import pickle
+import queue
 import select
 import signal
 import struct
@@ -50,7 +53,8 @@ from mo_local.store.records import StoredEvent
 
 log = logging.getLogger("mo_local.sync")
 
-# (kind, aggregate_type, aggregate_id, version, key_id, payload) or None.
+# (kind, aggregate_type, aggregate_id, version, key_id, payload) or None; for a key
+# record the payload is the unwrapped DEK.
 Verdict = tuple[str, str, str, int, str, bytes] | None
 # A committed event the child did not verify: (seq, event id, verdict).
 Extra = tuple[int, str, tuple[str, str, str, int, str, bytes]]
@@ -102,6 +106,14 @@ class PageVerifier:
         self._submitted = 0
         self._received = 0
         self.verified = 0  # records the child authenticated (diagnostics, tests)
+        # The child's answers are read as they come, by a thread of their own: while
+        # several pages are on their way to the child, a child blocked writing an
+        # answer nobody reads would stop reading pages, and a writer blocked on a full
+        # pipe (holding `_writing`) would wait for it for ever. None marks the end.
+        self._answers: queue.Queue[bytes | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read_answers, name="mo-verifier",
+                                        daemon=True)
+        self._reader.start()
 
     @classmethod
     def start(cls, opener: PulledRecordOpener,
@@ -149,7 +161,7 @@ class PageVerifier:
         deadline = time.monotonic() + ANSWER_TIMEOUT_S
         # Answers to pages fetched but not applied come first: skip them.
         for _ in range(self._submitted - self._received + 1):
-            body = _read_frame(self._from_child, deadline)
+            body = self._answer(deadline)
             if body is None:
                 break
             try:
@@ -179,7 +191,7 @@ class PageVerifier:
         if self._broken or self._received >= self._submitted:
             return None
         self._received += 1
-        body = _read_frame(self._from_child, time.monotonic() + ANSWER_TIMEOUT_S)
+        body = self._answer(time.monotonic() + ANSWER_TIMEOUT_S)
         verdicts = _parse(body, expected) if body is not None else None
         if verdicts is None:
             log.info("sync: the record verifier stopped; verifying here")
@@ -187,6 +199,25 @@ class PageVerifier:
             return None
         self.verified += sum(1 for v in verdicts if v is not None)
         return verdicts
+
+    def _answer(self, deadline: float) -> bytes | None:
+        """The child's next answer frame, or None (ended, broken or past `deadline`)."""
+        if self._broken:
+            return None
+        try:
+            body = self._answers.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            return None
+        if body is None:
+            self._answers.put(None)  # the end stays the end for later calls
+        return body
+
+    def _read_answers(self) -> None:
+        try:
+            while (body := _read_frame(self._from_child, None)) is not None:
+                self._answers.put(body)
+        finally:
+            self._answers.put(None)
 
     def close(self) -> None:
         """Stop the child (it may be waiting for a page that will not come)."""
@@ -196,11 +227,13 @@ class PageVerifier:
         pid, self._pid = self._pid, 0
         # The child first: a page being written to it on the fetch thread then fails
         # (EPIPE) and releases the lock, and only then are the descriptors closed, so
-        # that thread never writes to a number the process has reused meanwhile.
+        # that thread never writes to a number the process has reused meanwhile. The
+        # answer reader sees the end of its pipe when the child is gone.
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
+        self._reader.join()
         with self._writing:
             for fd in (self._to_child, self._from_child):
                 with contextlib.suppress(OSError):
@@ -243,7 +276,7 @@ def _child(read_fd: int, write_fd: int, opener: PulledRecordOpener,
                 for seq, event_id, record in value:
                     verdict = _verdict(opener, deks, event_id, record)
                     answer.append(verdict)
-                    if verdict is not None and folder is not None:
+                    if verdict is not None and folder is not None and verdict[0] == KIND_EVENT:
                         unfolded.append((seq, event_id, verdict))
                 _write_frame(write_fd, pickle.dumps(("verdicts", answer), pickle.HIGHEST_PROTOCOL))
             elif tag == "fold" and folder is not None:
@@ -278,12 +311,13 @@ def _verdict(opener: PulledRecordOpener, deks: dict[str, Dek], event_id: str,
     try:
         header, sealed = opener.header(event_id, record)
         if header.kind == KIND_KEY:
-            deks[header.key_id] = opener.key(event_id, header, sealed)
-            return None
-        dek = deks.get(header.key_id)
-        if dek is None:
-            return None
-        payload = opener.event_payload(event_id, header, dek, sealed)
+            unwrapped = deks[header.key_id] = opener.key(event_id, header, sealed)
+            payload = unwrapped.key  # the parent installs the DEK without unwrapping it again
+        else:
+            dek = deks.get(header.key_id)
+            if dek is None:
+                return None
+            payload = opener.event_payload(event_id, header, dek, sealed)
     except Exception:  # noqa: BLE001 - the parent reports it, at its position
         return None
     kind, aggregate_type, aggregate_id, version, key_id = header
@@ -312,10 +346,12 @@ def _fold(folder: ForkFolder, events: list[Extra]) -> bool:
 
 
 def _write_frame(fd: int, body: bytes) -> None:
-    data = memoryview(_FRAME.pack(len(body)) + body)
-    while data:
-        written = os.write(fd, data)
-        data = data[written:]
+    # Head and body without joining them (a page is hundreds of kilobytes).
+    for part in (_FRAME.pack(len(body)), body):
+        data = memoryview(part)
+        while data:
+            written = os.write(fd, data)
+            data = data[written:]
 
 
 def _read_exact(fd: int, size: int, deadline: float | None) -> bytes | None:
@@ -353,10 +389,12 @@ def _parse(body: bytes, expected: int) -> list[Verdict] | None:
     if tag != "verdicts" or not isinstance(verdicts, list) or len(verdicts) != expected:
         return None
     for verdict in verdicts:
+        # Spelled out rather than all(...) over the fields: one check per pulled record.
         if verdict is not None and not (
-            isinstance(verdict, tuple) and len(verdict) == 6
-            and all(isinstance(verdict[i], str) for i in (0, 1, 2, 4))
-            and type(verdict[3]) is int and isinstance(verdict[5], bytes)
+            type(verdict) is tuple and len(verdict) == 6
+            and type(verdict[0]) is str and type(verdict[1]) is str
+            and type(verdict[2]) is str and type(verdict[3]) is int
+            and type(verdict[4]) is str and type(verdict[5]) is bytes
         ):
             return None
     return verdicts
