@@ -267,23 +267,33 @@ def test_many_devices_logging_in_at_once_all_get_in(server: RunningServer) -> No
     second after its fifth; eight devices of one account logging in together from
     one address wait that second out instead of failing (a wrong password still
     fails at once, see test_wrong_account_password_is_auth_rejected_without_echo)."""
-    email = new_email()
-    with Transport(server.url) as transport:
-        account = transport.signup(email, PASSWORD).account_id
     devices = 8
-    start = threading.Barrier(devices)
     slept: list[float] = []
 
-    def login(_: int) -> str:
-        def sleep(seconds: float) -> None:
-            slept.append(seconds)
-            time.sleep(seconds)
+    def burst() -> None:
+        email = new_email()
+        with Transport(server.url) as transport:
+            account = transport.signup(email, PASSWORD).account_id
+        start = threading.Barrier(devices)
 
-        with Transport(server.url, sleep=sleep) as transport:
-            start.wait(timeout=30)
-            return transport.login(email, PASSWORD).account_id
+        def login(_: int) -> str:
+            def sleep(seconds: float) -> None:
+                slept.append(seconds)
+                time.sleep(seconds)
 
-    with ThreadPoolExecutor(devices) as pool:
-        accounts = list(pool.map(login, range(devices)))
-    assert accounts == [account] * devices
-    assert slept and all(seconds <= 2 for seconds in slept)  # the burst was throttled
+            with Transport(server.url, sleep=sleep) as transport:
+                start.wait(timeout=30)
+                return transport.login(email, PASSWORD).account_id
+
+        with ThreadPoolExecutor(devices) as pool:
+            accounts = list(pool.map(login, range(devices)))
+        assert accounts == [account] * devices
+
+    # A burst is throttled when a sixth login starts before the first one succeeded
+    # (a success forgets the count): on a busy machine the threads may start too far
+    # apart for that, so a burst that was not throttled is repeated (a few at most).
+    for _ in range(5):
+        burst()
+        if slept:
+            break
+    assert slept and all(seconds <= 2 for seconds in slept)  # a burst was throttled
