@@ -212,19 +212,25 @@ def test_a_garbled_answer_is_not_used(
         assert verified.verified_elsewhere == 0
 
 
+def opened_by_the_engine(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sequences of the records the engine authenticates itself, as it does so."""
+    seqs: list[int] = []
+    real_authenticate = SyncEngine._authenticate
+
+    def counting(self: SyncEngine, pulled: PulledRecord) -> object:
+        seqs.append(pulled.seq)
+        return real_authenticate(self, pulled)
+
+    monkeypatch.setattr(SyncEngine, "_authenticate", counting)
+    return seqs
+
+
 def test_key_records_unwrapped_by_the_child_install_the_same_deks(
     source: tuple[Client, ListServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
 ) -> None:
     client, server = source
-    unwrapped_here = []
-    real_key = SyncEngine._authenticate
-
-    def counting(self: SyncEngine, pulled: PulledRecord) -> object:
-        unwrapped_here.append(pulled.seq)
-        return real_key(self, pulled)
-
-    monkeypatch.setattr(SyncEngine, "_authenticate", counting)
+    unwrapped_here = opened_by_the_engine(monkeypatch)
     if ran_in_a_fresh_process(request):
         return
     with joiner(client, tmp_path / "a") as a, joiner(client, tmp_path / "b") as b:
@@ -251,15 +257,8 @@ def test_a_key_verdict_without_a_whole_key_is_checked_here(
             return verdict
         return (*verdict[:5], verdict[5][:16])  # half a DEK: not installed as it is
 
-    opened_here = []
-    real_authenticate = SyncEngine._authenticate
-
-    def counting(self: SyncEngine, pulled: PulledRecord) -> object:
-        opened_here.append(pulled.seq)
-        return real_authenticate(self, pulled)
-
     monkeypatch.setattr(verifier_module, "_verdict", short)
-    monkeypatch.setattr(SyncEngine, "_authenticate", counting)
+    opened_here = opened_by_the_engine(monkeypatch)
     if ran_in_a_fresh_process(request):
         return
     with joiner(client, tmp_path / "a") as a, joiner(client, tmp_path / "b") as b:
