@@ -247,13 +247,12 @@ class SyncEngine:
                     with self.store.transaction():
                         while True:
                             last = page.records[-1] if page.records else None
-                            more = page.has_more and last is not None
-                            if more and last is not None:
+                            if page.has_more and last is not None:
                                 ahead.start(last.seq, last.event_id)
                             count, failure = self._apply_page(since, page)
                             group_events += count
                             grouped += len(page.records)
-                            if failure is not None or not more or last is None:
+                            if failure is not None or not page.has_more or last is None:
                                 page = None
                                 break
                             since, tip = last.seq, last.event_id
@@ -524,10 +523,9 @@ class SyncEngine:
                               pulled.seq, pulled.event_id)
         return _Checked(pulled, "replace", row.kind, row)
 
-    def _install_verified_key(self, pulled: PulledRecord, verdict: Verdict) -> _Checked | None:
+    def _install_verified_key(self, pulled: PulledRecord,
+                              verdict: tuple[str, str, str, int, str, bytes]) -> _Checked | None:
         """A key record the verifier unwrapped: install its DEK (None: open it here)."""
-        if verdict is None:
-            return None
         _, aggregate_type, aggregate_id, _, key_id, key = verdict
         try:
             dek = Dek(key_id=key_id, key=key)
@@ -893,8 +891,9 @@ class _PagesAhead:
 
 
 class _Background:
-    """At most one call at a time on a worker thread: the next page or push in flight
-    while this one is applied. Only network calls run there, never the store's."""
+    """At most one call at a time on a worker thread: the next push in flight while
+    this one is recorded, or the job fetching pull pages ahead (`_PagesAhead`). Only
+    network calls run there, never the store's."""
 
     def __init__(self) -> None:
         self._pool: ThreadPoolExecutor | None = None
