@@ -15,8 +15,6 @@ device has applied; the next batch goes out while one is being recorded.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -67,10 +65,6 @@ DEFAULT_PUSH_RECORDS = 1000
 # Raw bytes per push; base64 makes the body about 4/3 of it, under the server's 8 MiB.
 DEFAULT_PUSH_BYTES = 4 * 1024 * 1024
 DEFAULT_AHEAD_ROUNDS = 20
-# Pull pages fetched (and handed to the verifier) ahead of the one being applied: with
-# one, verifying the next page could start only once it had arrived, and applying
-# waited for it.
-PULL_PAGES_AHEAD = 3
 # Pulled records applied in one local transaction at most (several pages): every
 # commit is durable (synchronous=FULL) and rewrites the index pages it touched.
 DEFAULT_GROUP_RECORDS = 10_000
@@ -220,9 +214,8 @@ class SyncEngine:
         """Apply every record after the cursor; returns the events applied.
 
         Only the first page long-polls (`wait` seconds) — later pages exist already.
-        While a page is applied the next ones are already being fetched and verified
-        (`_PagesAhead`, on a worker thread; they are used only if this page applies
-        completely), and consecutive
+        While a page is applied the next one is already being fetched (on a worker
+        thread; it is used only if this page applies completely), and consecutive
         pages share one local transaction up to `group_records` records: each commit
         is durable, and fewer of them write fewer index pages. A record that fails
         verification, or a failed fetch, keeps what was applied before it committed,
@@ -233,8 +226,7 @@ class SyncEngine:
         failure: Exception | None = None
         self._start_following()
         try:
-            with self.store.large_cache(), _Background() as background, _PagesAhead(
-                    background, self._fetch, PULL_PAGES_AHEAD) as ahead:
+            with self.store.large_cache(), _Background() as background:
                 since, tip = self.state.cursor, self.state.tip
                 page: PullPage | None = self._received(
                     since, tip, self._fetch(since, tip, wait))
@@ -247,17 +239,19 @@ class SyncEngine:
                     with self.store.transaction():
                         while True:
                             last = page.records[-1] if page.records else None
+                            following = None
                             if page.has_more and last is not None:
-                                ahead.start(last.seq, last.event_id)
+                                following = background.submit(
+                                    self._fetch, last.seq, last.event_id, 0.0)
                             count, failure = self._apply_page(since, page)
                             group_events += count
                             grouped += len(page.records)
-                            if failure is not None or not page.has_more or last is None:
+                            if failure is not None or following is None or last is None:
                                 page = None
                                 break
                             since, tip = last.seq, last.event_id
                             try:
-                                page = self._received(since, tip, ahead.after(since))
+                                page = self._received(since, tip, following.result())
                             except Exception as exc:  # noqa: BLE001 - raised below
                                 failure, page = exc, None
                                 break
@@ -816,84 +810,9 @@ class _PagePlan:
         return row
 
 
-class _PagesAhead:
-    """The pull pages after a given one, fetched in order on the worker thread, up to
-    `depth` of them fetched or in flight before the engine takes them.
-
-    One job on the worker thread fetches page after page (each starts where the one
-    before ended) into a bounded queue; a failed fetch is queued as its error and
-    ends the job. `after(since)` takes the page that starts after `since`, or raises
-    what its fetch raised. Leaving the block stops the job (it may finish the fetch
-    in flight, whose page is dropped).
-    """
-
-    def __init__(self, background: _Background,
-                 fetch: Callable[[int, str | None, float], PullPage], depth: int) -> None:
-        self._background = background
-        self._fetch = fetch
-        self._pages: queue.Queue[tuple[int, PullPage | None, Exception | None]] = queue.Queue(
-            max(1, depth - 1))  # one more is in flight while the queue is full
-        self._stop = threading.Event()
-        self._job: Future[None] | None = None
-
-    def start(self, since: int, tip: str) -> None:
-        """Fetch from the page after `since` on (once; later calls change nothing)."""
-        if self._job is None:
-            self._job = self._background.submit(self._run, since, tip)
-
-    def after(self, since: int) -> PullPage:
-        """The page after `since` (the next one fetched), or its fetch's error."""
-        job = self._job
-        if job is None:
-            raise RuntimeError("pages ahead taken before they were started")
-        while True:
-            try:
-                start, page, error = self._pages.get(timeout=0.1)
-                break
-            except queue.Empty:
-                if job.done():  # ended without queueing (a bug): not wait forever
-                    job.result()
-                    raise RuntimeError("the page fetcher stopped early") from None
-        if error is not None:
-            raise error
-        if start != since or page is None:
-            raise RuntimeError("pages fetched ahead out of order")
-        return page
-
-    def _run(self, since: int, tip: str) -> None:
-        while not self._stop.is_set():
-            try:
-                page = self._fetch(since, tip, 0.0)
-            except Exception as exc:  # noqa: BLE001 - handed to the engine in order
-                self._put((since, None, exc))
-                return
-            if not self._put((since, page, None)):
-                return
-            last = page.records[-1] if page.records else None
-            if not page.has_more or last is None:
-                return
-            since, tip = last.seq, last.event_id
-
-    def _put(self, item: tuple[int, PullPage | None, Exception | None]) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._pages.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def __enter__(self) -> _PagesAhead:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-
-
 class _Background:
-    """At most one call at a time on a worker thread: the next push in flight while
-    this one is recorded, or the job fetching pull pages ahead (`_PagesAhead`). Only
-    network calls run there, never the store's."""
+    """At most one call at a time on a worker thread: the next page or push in flight
+    while this one is applied. Only network calls run there, never the store's."""
 
     def __init__(self) -> None:
         self._pool: ThreadPoolExecutor | None = None

@@ -37,7 +37,6 @@ import gc
 import logging
 import os
 import pickle
-import queue
 import select
 import signal
 import struct
@@ -106,14 +105,6 @@ class PageVerifier:
         self._submitted = 0
         self._received = 0
         self.verified = 0  # records the child authenticated (diagnostics, tests)
-        # The child's answers are read as they come, by a thread of their own: while
-        # several pages are on their way to the child, a child blocked writing an
-        # answer nobody reads would stop reading pages, and a writer blocked on a full
-        # pipe (holding `_writing`) would wait for it for ever. None marks the end.
-        self._answers: queue.Queue[bytes | None] = queue.Queue()
-        self._reader = threading.Thread(target=self._read_answers, name="mo-verifier",
-                                        daemon=True)
-        self._reader.start()
 
     @classmethod
     def start(cls, opener: PulledRecordOpener,
@@ -161,7 +152,7 @@ class PageVerifier:
         deadline = time.monotonic() + ANSWER_TIMEOUT_S
         # Answers to pages fetched but not applied come first: skip them.
         for _ in range(self._submitted - self._received + 1):
-            body = self._answer(deadline)
+            body = _read_frame(self._from_child, deadline)
             if body is None:
                 break
             try:
@@ -191,7 +182,7 @@ class PageVerifier:
         if self._broken or self._received >= self._submitted:
             return None
         self._received += 1
-        body = self._answer(time.monotonic() + ANSWER_TIMEOUT_S)
+        body = _read_frame(self._from_child, time.monotonic() + ANSWER_TIMEOUT_S)
         verdicts = _parse(body, expected) if body is not None else None
         if verdicts is None:
             log.info("sync: the record verifier stopped; verifying here")
@@ -199,25 +190,6 @@ class PageVerifier:
             return None
         self.verified += sum(1 for v in verdicts if v is not None)
         return verdicts
-
-    def _answer(self, deadline: float) -> bytes | None:
-        """The child's next answer frame, or None (ended, broken or past `deadline`)."""
-        if self._broken:
-            return None
-        try:
-            body = self._answers.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            return None
-        if body is None:
-            self._answers.put(None)  # the end stays the end for later calls
-        return body
-
-    def _read_answers(self) -> None:
-        try:
-            while (body := _read_frame(self._from_child, None)) is not None:
-                self._answers.put(body)
-        finally:
-            self._answers.put(None)
 
     def close(self) -> None:
         """Stop the child (it may be waiting for a page that will not come)."""
@@ -227,13 +199,11 @@ class PageVerifier:
         pid, self._pid = self._pid, 0
         # The child first: a page being written to it on the fetch thread then fails
         # (EPIPE) and releases the lock, and only then are the descriptors closed, so
-        # that thread never writes to a number the process has reused meanwhile. The
-        # answer reader sees the end of its pipe when the child is gone.
+        # that thread never writes to a number the process has reused meanwhile.
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
-        self._reader.join()
         with self._writing:
             for fd in (self._to_child, self._from_child):
                 with contextlib.suppress(OSError):
