@@ -51,6 +51,27 @@ def _prepare_schema(conn: sqlite3.Connection, path: Path, *, create: bool) -> No
         raise SchemaTooNew(found, len(MIGRATIONS))
     if found < len(MIGRATIONS):
         apply_migrations(conn, MIGRATIONS)
+        if found >= 1:
+            _compact_after_migration(conn)
+
+
+def _compact_after_migration(conn: sqlite3.Connection) -> None:
+    """Give back the pages a migration's table rebuild freed (a one-off VACUUM).
+
+    Migration 2 copies the log into new tables; the old ones' pages stay in the
+    file as free pages, about doubling its size (measured: 97 → 185 MB for 110,000
+    rows, 0.5 s of VACUUM back to 95 MB). Every sequence is an INTEGER PRIMARY KEY,
+    which VACUUM keeps. If it cannot run (say the disk is full) the store is
+    complete and correct as it is, only larger: later writes reuse the free pages.
+    """
+    row = conn.execute("PRAGMA freelist_count").fetchone()
+    if row is None or not row[0]:
+        return
+    with suppress(sqlite3.Error):
+        conn.execute("VACUUM")
+        # In WAL mode the VACUUM went through the WAL: a file as large as the store,
+        # kept until the last connection closes unless truncated now.
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 class EventStore:
