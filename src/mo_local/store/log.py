@@ -37,6 +37,7 @@ _KEY_RECORD_SEQS = "SELECT commit_seq FROM events WHERE kind = 'key'"
 _KEY_RECORDS_BY_SEQ = (
     select_events() + " FROM json_each(?) j CROSS JOIN events e ON e.commit_seq = j.value"
     " LEFT JOIN sync_map m ON m.event_id = e.event_id WHERE e.kind = 'key'"
+    " ORDER BY e.commit_seq"
 )
 _AGGREGATE_KEY_RECORDS = (
     select_events() + _FROM_EVENTS
@@ -336,13 +337,8 @@ def _all_key_records(conn: sqlite3.Connection, batch_size: int) -> Iterator[Stor
         for start in range(0, len(seqs), batch_size):
             page = json.dumps(seqs[start:start + batch_size])
             rows = conn.execute(_KEY_RECORDS_BY_SEQ, (page,)).fetchall()
-            events = sorted((stored_event(row) for row in rows), key=_commit_seq)
-            yield from events
+            yield from [stored_event(row) for row in rows]
         done = seqs[-1]
-
-
-def _commit_seq(event: StoredEvent) -> int:
-    return event.commit_seq
 
 
 def key_records(
